@@ -1,0 +1,1 @@
+"""Library code shared by the stages, one module per noun."""

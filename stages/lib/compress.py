@@ -1,0 +1,113 @@
+"""Pruning, clustering and quantization-aware training around tfmot, and measuring what they achieved."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+PRUNING_UPDATES = 20  # how many times the mask is raised towards the target over the schedule
+
+
+def prunable(layer: keras.layers.Layer) -> bool:
+    """Conv2D and Dense layers; tfmot has no prunable weights in DepthwiseConv2D (a Conv2D subclass)."""
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(layer, keras.layers.DepthwiseConv2D)
+
+
+def _clone_wrapping(model: keras.Model, wrap: Callable[[keras.layers.Layer], keras.layers.Layer]) -> keras.Model:
+    # Wrapping the whole model fails on layers tfmot does not know (Rescaling); returning the other
+    # layers as they are keeps their trained weights and frozen flags.
+    return keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if prunable(layer) else layer)
+
+
+def pruning_schedule(target_sparsity: float, total_steps: int) -> tuple[Any, int]:
+    """A polynomial schedule from 0 to the target that ends on a mask update within the steps actually run."""
+    frequency = max(1, total_steps // PRUNING_UPDATES)
+    end_step = max(frequency, frequency * int(0.75 * total_steps / frequency))
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target_sparsity, begin_step=0, end_step=end_step, frequency=frequency)
+    return schedule, end_step
+
+
+def prune(model: keras.Model, target_sparsity: float, total_steps: int) -> keras.Model:
+    """Wrap every Conv2D and Dense layer in `prune_low_magnitude`; train with `pruning_callbacks()`."""
+    schedule, _ = pruning_schedule(target_sparsity, total_steps)
+    return _clone_wrapping(model, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule))
+
+
+def pruning_callbacks() -> list[keras.callbacks.Callback]:
+    return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def strip_pruning(model: keras.Model) -> keras.Model:
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def cluster(model: keras.Model, clusters: int) -> keras.Model:
+    """Sparsity-preserving weight clustering of the Conv2D and Dense layers."""
+    centroids = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
+    return _clone_wrapping(model, lambda layer: tfmot.clustering.keras.cluster_weights(
+        layer, number_of_clusters=clusters, cluster_centroids_init=centroids, preserve_sparsity=True))
+
+
+def strip_clustering(model: keras.Model) -> keras.Model:
+    return tfmot.clustering.keras.strip_clustering(model)
+
+
+class OutputOnlyQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """Fake-quantize a weightless layer's output to 8 bits (tfmot's API asks for a class)."""
+
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list:
+        return []
+
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list) -> None:
+        pass
+
+    def set_quantize_activations(self, layer: keras.layers.Layer, quantize_activations: list) -> None:
+        pass
+
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list:
+        return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self) -> dict:
+        return {}
+
+
+def quantization_aware(model: keras.Model, preserve_clusters: bool) -> keras.Model:
+    """Collaborative-optimization QAT: 8-bit fake quantization that keeps the zeros (and the clusters)."""
+    if preserve_clusters:
+        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    else:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    # The 8-bit registries refuse Rescaling (our in-graph preprocessing), so it gets a config of its own.
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    annotated = keras.models.clone_model(model, clone_function=lambda layer: annotate(
+        layer, quantize_config=OutputOnlyQuantizeConfig() if isinstance(layer, keras.layers.Rescaling) else None))
+    with tfmot.quantization.keras.quantize_scope({"OutputOnlyQuantizeConfig": OutputOnlyQuantizeConfig}):
+        return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+
+
+def weight_sparsity(model: keras.Model) -> dict[str, float]:
+    """Fraction of exactly-zero kernel weights per layer kind, over prunable layers, and over all kernels."""
+    zeros: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for layer in model.layers:
+        kind = "depthwise_conv2d" if isinstance(layer, keras.layers.DepthwiseConv2D) else "conv2d" if isinstance(layer, keras.layers.Conv2D) else "dense" if isinstance(layer, keras.layers.Dense) else None
+        if kind is None:
+            continue
+        kernel = (layer.depthwise_kernel if kind == "depthwise_conv2d" else layer.kernel).numpy()
+        zeros[kind] = zeros.get(kind, 0) + int((kernel == 0).sum())
+        totals[kind] = totals.get(kind, 0) + kernel.size
+    result = {kind: zeros[kind] / totals[kind] for kind in totals}
+    prunable_kinds = [kind for kind in totals if kind != "depthwise_conv2d"]
+    result["prunable"] = sum(zeros[k] for k in prunable_kinds) / max(1, sum(totals[k] for k in prunable_kinds))
+    result["all_kernels"] = sum(zeros.values()) / max(1, sum(totals.values()))
+    return result
+
+
+def unique_weights(model: keras.Model) -> int:
+    """The largest number of distinct values in one prunable kernel (a check that clustering held)."""
+    return max(len(np.unique(layer.kernel.numpy())) for layer in model.layers if prunable(layer))

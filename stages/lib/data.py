@@ -1,0 +1,184 @@
+"""Data sources (the elpv package, a user's image folder), content-hash splits and training batches."""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stages.lib.io import UserError
+
+SPLITS = ("train", "validation", "test")
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+ELPV_CLASSES = ("functional", "defective")
+
+
+def load_elpv(task: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """The elpv solar cells (300x300 grayscale) as (images, labels, class names) for the given task."""
+    from elpv_dataset.utils import load_dataset
+
+    images, probabilities, _types = load_dataset()
+    if task == "functional_vs_defective":
+        keep = (probabilities == 0.0) | (probabilities == 1.0)
+    else:  # the data set paper's task: every cell, defective when p >= 0.5
+        keep = np.ones_like(probabilities, dtype=bool)
+    labels = (probabilities[keep] >= 0.5).astype(np.int64)
+    return list(images[keep]), labels, list(ELPV_CLASSES)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Any PIL image (16-bit, palette, CMYK, RGBA, EXIF-rotated) as 8-bit grayscale or RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode in ("L", "RGB"):
+        return image
+    if image.mode in ("LA", "1"):
+        return image.convert("L")
+    return image.convert("RGB")  # palette, RGBA, CMYK, YCbCr, ...
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode one image file fully (a truncated file fails here, not later in training)."""
+    with Image.open(path) as image:
+        image.load()
+        return np.asarray(_to_8bit(image))
+
+
+def load_folder(root: str | Path) -> tuple[list[np.ndarray], np.ndarray, list[str], list[str]]:
+    """A class-per-subfolder image folder as (images, labels, class names, skipped files)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data.source: folder {root} does not exist; give `elpv` or a folder with one sub-folder per class")
+    real_root = root.resolve()
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) != 2:
+        raise UserError(f"data.source: {root} has {len(classes)} class folders ({', '.join(classes) or 'none'}); binary classification needs exactly 2")
+    images, labels, skipped = [], [], []
+    for label, name in enumerate(classes):
+        count = 0
+        for path in sorted((root / name).rglob("*")):
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                skipped.append(f"{path.relative_to(root)}: symlink outside the data folder, not followed")
+                continue
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append(f"{path.relative_to(root)}: not an image file extension")
+                continue
+            try:
+                images.append(read_image(path))
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+                skipped.append(f"{path.relative_to(root)}: unreadable image ({type(error).__name__})")
+                continue
+            labels.append(label)
+            count += 1
+        if count == 0:
+            raise UserError(f"data.source: class folder {root / name} has no readable images; add images or remove the folder")
+    return images, np.asarray(labels, dtype=np.int64), classes, skipped
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to size x size (bilinear, antialiased) keeping 1 or 3 channels, as HxWxC uint8."""
+    resized = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return resized[..., None] if resized.ndim == 2 else resized
+
+
+def content_hash(image: np.ndarray) -> str:
+    return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
+
+
+def split_indices(labels: np.ndarray, hashes: list[str], fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Stratified, seeded train/validation/test indices; identical images always land in the same split."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for index, digest in enumerate(hashes):
+        groups.setdefault(digest, []).append(index)
+    chosen: dict[str, list[int]] = {split: [] for split in SPLITS}
+    for label in np.unique(labels):
+        members = [g for g in groups.values() if labels[g[0]] == label]
+        order = rng.permutation(len(members))
+        n_test = max(1, round(len(members) * fractions["test"]))
+        n_validation = max(1, round(len(members) * fractions["validation"]))
+        if len(members) - n_test - n_validation < 1:
+            raise UserError(
+                f"class {int(label)} has {len(members)} distinct images; the splits need at least 3 (one per split); add images"
+            )
+        bounds = {"test": order[:n_test], "validation": order[n_test:n_test + n_validation], "train": order[n_test + n_validation:]}
+        for split, positions in bounds.items():
+            chosen[split].extend(index for position in positions for index in members[position])
+    return {split: np.sort(np.asarray(indices, dtype=np.int64)) for split, indices in chosen.items()}
+
+
+def cap_per_class(labels: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """Indices keeping at most `cap` images of each class (seeded), for quick runs."""
+    if cap is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(labels == label))[:cap] for label in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
+
+
+def save_split(path: Path, images: np.ndarray, labels: np.ndarray, hashes: list[str]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, labels=labels, hashes=np.asarray(hashes))
+    path.write_bytes(buffer.getvalue())
+
+
+def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images as N x H x W x 3 uint8, labels) of one prepared split."""
+    path = Path(folder) / f"{split}.npz"
+    if not path.exists():
+        raise UserError(f"{path} is missing; run `dvc repro prepare` first")
+    with np.load(path) as data:
+        images, labels = data["images"], data["labels"]
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images, labels
+
+
+def dihedral(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image under a random one of the 8 flips/90-degree rotations (valid views of a solar cell)."""
+    out = np.empty_like(images)
+    for index, (turns, flip) in enumerate(zip(rng.integers(0, 4, len(images)), rng.integers(0, 2, len(images)))):
+        view = np.rot90(images[index], turns)
+        out[index] = view[:, ::-1] if flip else view
+    return out
+
+
+def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of shuffled (and optionally augmented) float32 batches, drawn from `rng`."""
+    order = rng.permutation(len(labels))
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        x = dihedral(images[batch], rng) if augment else images[batch]
+        yield x.astype(np.float32), labels[batch].astype(np.float32)
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, seed: int) -> Any:
+    """A tf.data pipeline over `training_batches`; one seeded generator drives every epoch, so runs repeat exactly."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    size = images.shape[1]
+    signature = (tf.TensorSpec((None, size, size, 3), tf.float32), tf.TensorSpec((None,), tf.float32))
+    dataset = tf.data.Dataset.from_generator(lambda: training_batches(images, labels, batch_size, augment, rng), output_signature=signature)
+    return dataset.repeat().prefetch(2)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights that make both classes count equally in the loss."""
+    counts = np.bincount(labels, minlength=2)
+    return {label: float(len(labels) / (2 * count)) for label, count in enumerate(counts)}
+
+
+def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A seeded sample of training images for int8 calibration."""
+    if count > len(images):
+        raise UserError(f"params.yaml: `convert.representative_samples` is {count}; the training split has only {len(images)} images")
+    return images[np.random.default_rng(seed).permutation(len(images))[:count]]

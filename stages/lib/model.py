@@ -1,0 +1,104 @@
+"""The classifier (backbone -> GlobalMaxPooling2D -> Dense -> BatchNorm -> Dropout -> sigmoid): build, freeze, save, load."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from stages.lib.backbones import backbone_features, load_lite0_weights
+from stages.lib.io import UserError
+
+HEAD_LAYERS = ("head_pool", "head_dense", "head_bn", "head_relu", "head_dropout", "head_output")
+MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and ask TensorFlow for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """MirroredStrategy over all visible GPUs when asked (or `auto` with several), else the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_classifier(image_size: int, backbone: str, weights: str | None, dense_units: int, dropout: float) -> keras.Model:
+    """One flat functional model taking raw 0-255 pixels and returning P(class 1)."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    features = backbone_features(inputs, backbone, weights)
+    x = keras.layers.GlobalMaxPooling2D(name="head_pool")(features)
+    x = keras.layers.Dense(dense_units, name="head_dense")(x)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.ReLU(name="head_relu")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head_output")(x)
+    model = keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+    if backbone == "efficientnet_lite0" and weights == "bundled":
+        load_lite0_weights(model)
+    return model
+
+
+def _block_index(name: str) -> int | None:
+    match = re.match(r"block(\d+)[a-z]?_", name)
+    return int(match.group(1)) if match else None
+
+
+def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bool = False) -> None:
+    """Train the head and, if `from_block` is set, the backbone from that block up (0: everything).
+
+    Every backbone BatchNormalization stays frozen, which in Keras 2 also keeps it in inference
+    mode: updating its statistics on small batches while fine-tuning wrecks the pretrained features.
+    The head's BatchNormalization trains only when asked (on frozen features, in phase 1).
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = head_batchnorm and layer.name == "head_bn"
+        elif layer.name in HEAD_LAYERS:
+            layer.trainable = True
+        elif from_block is None:
+            layer.trainable = False
+        else:
+            block = _block_index(layer.name)
+            in_range = block is not None and block >= from_block
+            layer.trainable = in_range or layer.name.startswith("top") or (from_block == 0 and layer.name.startswith("stem"))
+
+
+def binary_metrics() -> list[Any]:
+    return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+
+
+def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The decision threshold with the best accuracy on the given (validation) predictions; ties go to 0.5."""
+    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
+    accuracies = [((probabilities >= t) == labels).mean() for t in candidates]
+    best = max(accuracies)
+    return float(min((t for t, a in zip(candidates, accuracies) if a == best), key=lambda t: abs(t - 0.5)))
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
+
+
+def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
+    """Write a model folder: the Keras model, its metadata (threshold, ...) and its test-split probabilities."""
+    model.save(folder / MODEL_FILE)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    np.save(folder / PROBABILITIES_FILE, test_probabilities)
+
+
+def load(folder: str | Path) -> tuple[keras.Model, dict[str, Any]]:
+    """Load a model folder written by `save` (safe mode: no arbitrary code in the file runs)."""
+    path = Path(folder) / MODEL_FILE
+    if not path.exists():
+        raise UserError(f"{path} is missing; run the stage that makes it (`dvc repro`)")
+    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    return model, json.loads((Path(folder) / META_FILE).read_text())

@@ -1,0 +1,171 @@
+"""Load and validate `params.yaml` once; every error names the key, the value and what is allowed."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from stages.lib.io import UserError
+
+BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
+WEIGHTS = ("bundled", "imagenet", None)
+TASKS = ("functional_vs_defective", "paper")
+FORMATS = ("float32", "float16", "dynamic", "int8")
+DEPLOY_METHODS = ("pqat", "pcqat")
+STRATEGIES = ("auto", "default", "mirrored")
+CLASS_WEIGHTS = ("balanced", None)
+
+Check = Callable[[str, Any], None]
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise UserError(f"params.yaml: `{key}` is {value!r}; {allowed}")
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    def check(key: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            _fail(key, value, f"expected an integer >= {low}" + (f" and <= {high}" if high is not None else ""))
+    return check
+
+
+def number(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Check:
+    def check(key: str, value: Any) -> None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            _fail(key, value, f"expected a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    def check(key: str, value: Any) -> None:
+        if value not in choices:
+            _fail(key, value, "expected one of " + ", ".join(repr(c) for c in choices))
+    return check
+
+
+def text(key: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        _fail(key, value, "expected a non-empty string")
+
+
+def boolean(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(key, value, "expected true or false")
+
+
+def optional(inner: Check) -> Check:
+    def check(key: str, value: Any) -> None:
+        if value is not None:
+            inner(key, value)
+    return check
+
+
+def list_of(inner: Check, unique: bool = True) -> Check:
+    def check(key: str, value: Any) -> None:
+        if not isinstance(value, list) or not value:
+            _fail(key, value, "expected a non-empty list")
+        for index, item in enumerate(value):
+            inner(f"{key}[{index}]", item)
+        if unique and len(set(value)) != len(value):
+            _fail(key, value, "expected no duplicate values")
+    return check
+
+
+def targets(key: str, value: Any) -> None:
+    if not isinstance(value, dict) or not value:
+        _fail(key, value, "expected a mapping of target name to {description, sram_bytes, psram_bytes, flash_bytes}")
+    target_schema = {"description": text, "sram_bytes": integer(1), "psram_bytes": integer(0), "flash_bytes": integer(1)}
+    for name, target in value.items():
+        _validate(target, target_schema, f"{key}.{name}")
+
+
+SCHEMA: dict[str, Any] = {
+    "seed": integer(0),
+    "data": {
+        "source": text,
+        "task": one_of(*TASKS),
+        "image_size": integer(32, 1024),
+        "max_images_per_class": optional(integer(4)),
+        "split": {"train": number(0, 1, True, True), "validation": number(0, 1, True, True), "test": number(0, 1, True, True)},
+    },
+    "model": {
+        "backbone": one_of(*BACKBONES),
+        "weights": one_of(*WEIGHTS),
+        "dense_units": integer(1),
+        "dropout": number(0, 1, high_open=True),
+    },
+    "train": {
+        "batch_size": integer(1),
+        "head_epochs": integer(0),
+        "head_learning_rate": number(0, 1, low_open=True),
+        "epochs": integer(1),
+        "learning_rate": number(0, 1, low_open=True),
+        "fine_tune_from_block": integer(0, 16),
+        "early_stopping_patience": integer(1),
+        "augment": boolean,
+        "class_weight": one_of(*CLASS_WEIGHTS),
+        "strategy": one_of(*STRATEGIES),
+    },
+    "prune": {
+        "sweep": list_of(number(0, 1, True, True)),
+        "sparsity": number(0, 1, True, True),
+        "epochs": integer(1),
+        "learning_rate": number(0, 1, low_open=True),
+    },
+    "deploy": {
+        "method": one_of(*DEPLOY_METHODS),
+        "clusters": integer(2, 256),
+        "qat_epochs": integer(1),
+        "learning_rate": number(0, 1, low_open=True),
+    },
+    "convert": {
+        "formats": list_of(one_of(*FORMATS)),
+        "sparse_formats": list_of(one_of("int8", "dynamic", "float32")),
+        "representative_samples": integer(1),
+    },
+    "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
+    "micro": {"test_images": optional(integer(1))},
+    "report": {"accuracy_floor": number(0, 1), "targets": targets},
+}
+
+
+def _validate(values: Any, schema: dict[str, Any], prefix: str) -> None:
+    if not isinstance(values, dict):
+        _fail(prefix, values, "expected a mapping with keys " + ", ".join(schema))
+    for key in values:
+        if key not in schema:
+            _fail(f"{prefix}.{key}".lstrip("."), values[key], "unknown key; allowed here: " + ", ".join(schema))
+    for key, rule in schema.items():
+        name = f"{prefix}.{key}".lstrip(".")
+        if key not in values:
+            raise UserError(f"params.yaml: `{name}` is missing; add it (see the default params.yaml)")
+        if isinstance(rule, dict):
+            _validate(values[key], rule, name)
+        else:
+            rule(name, values[key])
+
+
+def validate(params: dict[str, Any]) -> dict[str, Any]:
+    """Check every key, then the rules that tie keys together; return `params` unchanged."""
+    _validate(params, SCHEMA, "")
+    split = params["data"]["split"]
+    if abs(sum(split.values()) - 1.0) > 1e-6:
+        _fail("data.split", split, "expected train + validation + test to sum to 1")
+    if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":
+        _fail("model.weights", "bundled", "bundled weights exist only for `model.backbone: efficientnet_lite0`; use `imagenet` (online) or null")
+    return params
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read and validate the params file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            params = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found; run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return validate(params)

@@ -1,0 +1,111 @@
+"""A restricted, numpy-only reader for PyTorch state_dicts in the legacy (non-zip) serialization.
+
+A `.pth` file is a pickle, and an unrestricted `pickle.load` runs whatever code the file names.
+This reader resolves only the globals a plain state_dict needs (storage types, the tensor-rebuild
+function, OrderedDict) and refuses every other one before it can run.
+"""
+from __future__ import annotations
+
+import pickle
+import struct
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class _Storage:
+    """A storage whose bytes follow the pickle in the file; filled in after unpickling."""
+
+    def __init__(self, dtype: type, size: int) -> None:
+        self.dtype, self.size, self.array = np.dtype(dtype), size, None
+
+
+class _LazyTensor:
+    def __init__(self, storage: _Storage, offset: int, shape: tuple, stride: tuple) -> None:
+        self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
+
+    def materialize(self) -> np.ndarray:
+        flat = self.storage.array[self.offset:]
+        item = flat.itemsize
+        view = np.lib.stride_tricks.as_strided(flat, shape=self.shape, strides=tuple(s * item for s in self.stride))
+        return np.array(view)
+
+
+def _rebuild_tensor_v2(storage: _Storage, offset: int, shape: tuple, stride: tuple, *_ignored: Any) -> _LazyTensor:
+    return _LazyTensor(storage, offset, tuple(shape), tuple(stride))
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        self.dtype = STORAGE_DTYPES[name]
+
+
+def _allowed_global(module: str, name: str) -> Any:
+    if module == "collections" and name == "OrderedDict":
+        return OrderedDict
+    if module == "torch._utils" and name == "_rebuild_tensor_v2":
+        return _rebuild_tensor_v2
+    if module == "torch" and name in STORAGE_DTYPES:
+        return _StorageType(name)
+    raise pickle.UnpicklingError(f"refused to load global {module}.{name}: not part of a plain state_dict")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, handle: BinaryIO, storages: dict[str, _Storage]) -> None:
+        super().__init__(handle)
+        self.storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _allowed_global(module, name)
+
+    def persistent_load(self, saved_id: Any) -> _Storage:
+        if not (isinstance(saved_id, tuple) and saved_id and saved_id[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id {saved_id!r}")
+        _, storage_type, key, _location, size = saved_id[:5]
+        if key not in self.storages:
+            self.storages[key] = _Storage(storage_type.dtype, size)
+        return self.storages[key]
+
+
+def _load_value(handle: BinaryIO, storages: dict[str, _Storage] | None = None) -> Any:
+    return _RestrictedUnpickler(handle, {} if storages is None else storages).load()
+
+
+def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a legacy-format PyTorch state_dict into numpy arrays, without torch and without running code."""
+    with open(path, "rb") as handle:
+        if _load_value(handle) != MAGIC_NUMBER:
+            raise ValueError(f"{path}: not a legacy PyTorch file (magic number mismatch; zip-format files are not supported)")
+        if _load_value(handle) != PROTOCOL_VERSION:
+            raise ValueError(f"{path}: unsupported PyTorch protocol version")
+        _load_value(handle)  # system info: endianness and type sizes
+        storages: dict[str, _Storage] = {}
+        state = _load_value(handle, storages)
+        keys = _load_value(handle)
+        for key in keys:
+            storage = storages[key]
+            (count,) = struct.unpack("<q", handle.read(8))
+            data = handle.read(count * storage.dtype.itemsize)
+            if len(data) != count * storage.dtype.itemsize:
+                raise ValueError(f"{path}: truncated storage {key}")
+            storage.array = np.frombuffer(data, dtype=storage.dtype)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state_dict, found {type(state).__name__}")
+    return {name: tensor.materialize() for name, tensor in state.items() if isinstance(tensor, _LazyTensor)}

@@ -1,0 +1,48 @@
+"""Stage `prepare`: read the data source, resize, split by content hash, write data/prepared/."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from stages.lib import data, params as params_lib
+from stages.lib.io import atomic_path, run_stage, write_json
+
+OUTPUT = "data/prepared"
+METRICS = "metrics/prepare.json"
+
+
+def main() -> None:
+    params = params_lib.load()
+    config, seed = params["data"], params["seed"]
+    if config["source"] == "elpv":
+        images, labels, classes = data.load_elpv(config["task"])
+        skipped: list[str] = []
+    else:
+        images, labels, classes, skipped = data.load_folder(config["source"])
+    keep = data.cap_per_class(labels, config["max_images_per_class"], seed)
+    images, labels = [images[i] for i in keep], labels[keep]
+    hashes = [data.content_hash(image) for image in images]
+    splits = data.split_indices(labels, hashes, config["split"], seed)
+    channels = 1 if all(image.ndim == 2 for image in images) else 3
+    resized = np.stack([data.resize(image if channels == 1 or image.ndim == 3 else np.stack([image] * 3, -1), config["image_size"]) for image in images])
+
+    with atomic_path(OUTPUT) as folder:
+        folder.mkdir()
+        for split, indices in splits.items():
+            data.save_split(folder / f"{split}.npz", resized[indices], labels[indices], [hashes[i] for i in indices])
+        (folder / "classes.json").write_text(json.dumps(classes) + "\n")
+
+    counts = {split: {name: int((labels[indices] == label).sum()) for label, name in enumerate(classes)} for split, indices in splits.items()}
+    write_json(METRICS, {
+        "images": len(labels),
+        "duplicates": len(hashes) - len(set(hashes)),
+        "counts": counts,
+        "skipped_files": len(skipped),
+        "skipped": skipped,
+    })
+    print(f"prepare: {len(labels)} images, {counts}, {len(skipped)} skipped")
+
+
+if __name__ == "__main__":
+    run_stage(main)

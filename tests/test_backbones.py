@@ -1,0 +1,49 @@
+"""The EfficientNet-Lite0 port is right: the full ImageNet model names a cat and an espresso."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from stages.lib import backbones, model
+from stages.lib.io import UserError
+
+
+@pytest.fixture(scope="module")
+def imagenet_lite0():
+    return backbones.lite0_imagenet_classifier(224)
+
+
+def _top1(classifier, image: np.ndarray) -> int:
+    resized = tf.image.resize(image[None].astype("float32"), (224, 224)).numpy()
+    return int(np.argmax(classifier.predict(resized, verbose=0)[0]))
+
+
+def test_chelsea_is_a_cat(imagenet_lite0):
+    assert 281 <= _top1(imagenet_lite0, skimage.data.chelsea()) <= 285  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_coffee_is_an_espresso(imagenet_lite0):
+    assert _top1(imagenet_lite0, skimage.data.coffee()) == 967
+
+
+def test_classifier_is_flat_and_takes_raw_pixels(tiny_classifier):
+    assert not any(isinstance(layer, tf.keras.Model) for layer in tiny_classifier.layers)  # tfmot skips nested models
+    assert tiny_classifier.layers[1].name == "preprocess"
+    assert tiny_classifier.output_shape == (None, 1)
+
+
+def test_imagenet_weights_for_b0_offline_fail_with_the_fix(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("tf_keras.src.utils.data_utils.urlretrieve", no_network)
+    with pytest.raises(UserError, match="weights: null"):
+        model.build_classifier(32, "efficientnet_b0", "imagenet", 8, 0.1)
+
+
+def test_b0_without_weights_builds_flat():
+    classifier = model.build_classifier(32, "efficientnet_b0", None, 8, 0.1)
+    assert classifier.output_shape == (None, 1)
+    assert not any(isinstance(layer, tf.keras.Model) for layer in classifier.layers)

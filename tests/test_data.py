@@ -1,0 +1,142 @@
+"""Data sources and splits: the elpv tasks, robust image folders, content-hash disjoint stratified splits."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_module
+from stages.lib import data
+from stages.lib.io import UserError
+
+
+def test_elpv_default_task_counts():
+    images, labels, classes = data.load_elpv("functional_vs_defective")
+    assert classes == ["functional", "defective"]
+    assert (np.bincount(labels) == [1508, 715]).all() and images[0].shape == (300, 300)
+
+
+def test_elpv_paper_task_keeps_every_cell():
+    _, labels, _ = data.load_elpv("paper")
+    assert len(labels) == 2624 and labels.sum() == 715 + 106  # defective when p >= 0.5
+
+
+def test_splits_are_stratified_disjoint_and_keep_duplicates_together():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 60 + [1] * 30)
+    hashes = [f"h{i}" for i in range(90)]
+    hashes[5] = hashes[6] = hashes[7] = "duplicate"  # the same image three times
+    splits = data.split_indices(labels, hashes, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed=1)
+    seen = {split: {hashes[i] for i in idx} for split, idx in splits.items()}
+    assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"]) and not (seen["validation"] & seen["test"])
+    assert sorted(np.concatenate(list(splits.values())).tolist()) == list(range(90))
+    for idx in splits.values():  # both classes in every split, in about the 2:1 ratio
+        counts = np.bincount(labels[idx], minlength=2)
+        assert counts.min() > 0 and 1.3 < counts[0] / counts[1] < 3
+    assert rng is not None
+
+
+def test_splits_are_seeded():
+    labels = np.array([0] * 20 + [1] * 20)
+    hashes = [str(i) for i in range(40)]
+    fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    first, again = data.split_indices(labels, hashes, fractions, 3), data.split_indices(labels, hashes, fractions, 3)
+    assert all((first[s] == again[s]).all() for s in data.SPLITS)
+    assert any((first[s] != data.split_indices(labels, hashes, fractions, 4)[s]).any() for s in data.SPLITS)
+
+
+def test_a_class_too_small_for_the_splits_is_refused():
+    with pytest.raises(UserError, match="distinct images"):
+        data.split_indices(np.array([0] * 10 + [1] * 2), [str(i) for i in range(12)], {"train": 0.7, "validation": 0.15, "test": 0.15}, 0)
+
+
+def _save(path: Path, image: Image.Image, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+
+
+@pytest.fixture()
+def image_folder(tmp_path: Path) -> Path:
+    """Two classes of every kind of file a camera folder holds, good and bad."""
+    root = tmp_path / "cells"
+    for shift, name in enumerate(("ok", "cracked")):
+        gradient = np.tile(np.arange(64, dtype=np.uint8), (48, 1)) + shift  # the classes hold different images
+        rgb = Image.fromarray(np.stack([gradient, gradient[::-1], gradient], -1))
+        _save(root / name / "gray.PNG", Image.fromarray(gradient))
+        _save(root / name / "rgb.jpg", rgb)
+        _save(root / name / "rgba.png", rgb.convert("RGBA"))
+        _save(root / name / "palette.bmp", rgb.convert("P"))
+        _save(root / name / "photo.webp", rgb)
+        _save(root / name / "cmyk.JPEG", rgb.convert("CMYK"))
+        _save(root / name / "deep.png", Image.fromarray((gradient.astype(np.uint16) * 257)))
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "rotate 90": the pixels are stored sideways
+        _save(root / name / "rotated.jpg", rgb, exif=exif)
+        (root / name / "notes.txt").write_text("not an image")
+        truncated = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(truncated, format="PNG")
+        (root / name / "truncated.png").write_bytes(truncated.getvalue()[:6000])
+    outside = tmp_path / "elsewhere.png"  # a symlink out of the folder must not be followed
+    _save(outside, rgb)
+    (root / "ok" / "link.png").symlink_to(outside)
+    return root
+
+
+def test_folder_reads_every_format_and_skips_bad_files(image_folder: Path):
+    images, labels, classes, skipped = data.load_folder(image_folder)
+    assert classes == ["cracked", "ok"]
+    assert np.bincount(labels).tolist() == [8, 8]
+    assert all(image.dtype == np.uint8 and image.ndim in (2, 3) for image in images)
+    assert sorted(s.split(":")[0] for s in skipped) == ["cracked/notes.txt", "cracked/truncated.png", "ok/link.png", "ok/notes.txt", "ok/truncated.png"]
+    rotated = [image for image in images if image.shape[:2] == (64, 48)]
+    assert len(rotated) == 2  # the EXIF-rotated photo of each class came out upright (64 x 48, not 48 x 64)
+    deep = images[[i for i, image in enumerate(images) if image.ndim == 2][1]]
+    assert deep.max() in (63, 64)  # 16-bit values scaled to 8 bits, not clipped to 255
+
+
+@pytest.mark.parametrize("layout,message", [
+    ({"only": 3}, "1 class folders"),
+    ({"a": 3, "b": 3, "c": 3}, "3 class folders"),
+    ({"a": 3, "b": 0}, "no readable images"),
+])
+def test_folder_with_wrong_classes_is_refused(tmp_path: Path, layout, message):
+    for name, count in layout.items():
+        (tmp_path / name).mkdir()
+        for index in range(count):
+            _save(tmp_path / name / f"{index}.png", Image.fromarray(np.full((8, 8), index * 40, np.uint8)))
+    with pytest.raises(UserError, match=message):
+        data.load_folder(tmp_path)
+
+
+def test_missing_folder_is_refused(tmp_path: Path):
+    with pytest.raises(UserError, match="does not exist"):
+        data.load_folder(tmp_path / "nowhere")
+
+
+def test_prepare_on_a_user_folder_writes_splits_and_lists_skipped_files(tmp_path: Path, image_folder: Path):
+    import yaml
+
+    from conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(image_folder), image_size=32)
+    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_module("stages.prepare", tmp_path)
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "data/prepared/train.npz") as train:
+        assert train["images"].shape[1:] == (32, 32, 3) and train["images"].dtype == np.uint8
+    import json
+
+    metrics = json.loads((tmp_path / "metrics/prepare.json").read_text())
+    assert metrics["skipped_files"] == 5 and metrics["images"] == 16
+
+
+def test_dihedral_views_keep_pixels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
+    views = data.dihedral(images, rng)
+    assert all(sorted(v.ravel()) == sorted(i.ravel()) for v, i in zip(views, images))

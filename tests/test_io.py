@@ -1,0 +1,43 @@
+"""Atomic writes: a failure leaves the old artifact (or nothing), never half of a new one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.lib import io
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path):
+    target = tmp_path / "metrics.json"
+    io.write_json(target, {"accuracy": 0.9})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as temporary:
+            temporary.write_text("{half")
+            raise RuntimeError("killed mid-way")
+    assert io.read_json(target) == {"accuracy": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_folder_output_is_replaced_whole(tmp_path: Path):
+    target = tmp_path / "model"
+    for generation in ("old", "new"):
+        with io.atomic_path(target) as folder:
+            folder.mkdir()
+            (folder / generation).write_text(generation)
+    assert [p.name for p in target.iterdir()] == ["new"]
+
+
+def test_unwritable_folder_is_a_user_error(tmp_path: Path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that ignores permissions")
+        with pytest.raises(io.UserError, match="cannot write"):
+            io.write_text(locked / "x.txt", "x")
+    finally:
+        locked.chmod(0o700)

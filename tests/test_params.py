@@ -1,0 +1,95 @@
+"""params.yaml validation: every bad value stops the stage with one line naming the key, and writes nothing."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_module
+from stages.lib import params
+from stages.lib.io import UserError
+
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_are_valid():
+    assert params.load(ROOT / "params.yaml")["prune"]["sweep"]
+
+
+def _with(path: str, value) -> dict:
+    changed = copy.deepcopy(DEFAULT)
+    *parents, last = path.split(".")
+    node = changed
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return changed
+
+
+DELETE = object()
+
+BAD = [
+    ("prune.sparsty", 0.5, "prune.sparsty"),                 # typo: unknown key
+    ("prune.sparsity", 1.0, "prune.sparsity"),               # outside (0, 1)
+    ("prune.sparsity", 0, "prune.sparsity"),
+    ("prune.sparsity", "half", "prune.sparsity"),            # wrong type
+    ("prune.sweep", [], "prune.sweep"),                      # empty sweep
+    ("prune.sweep", [0.5, 0.5], "prune.sweep"),              # duplicate sweep values
+    ("prune.sweep", [0.5, 1.5], "prune.sweep[1]"),
+    ("train.epochs", 0, "train.epochs"),                     # epochs < 1
+    ("train.epochs", -3, "train.epochs"),
+    ("train.epochs", 2.5, "train.epochs"),
+    ("data.image_size", 16, "data.image_size"),              # image size < 32
+    ("data.split", {"train": 0.7, "validation": 0.2, "test": 0.2}, "data.split"),  # does not sum to 1
+    ("model.backbone", "resnet50", "model.backbone"),        # unknown backbone
+    ("convert.formats", ["float32", "int4"], "convert.formats[1]"),  # unknown TFLite format
+    ("model.weights", "bundled-ish", "model.weights"),
+    ("deploy.method", "magic", "deploy.method"),
+    ("train.augment", "yes", "train.augment"),
+    ("evaluate.num_threads", 0, "evaluate.num_threads"),
+    ("report.accuracy_floor", 1.5, "report.accuracy_floor"),
+    ("seed", DELETE, "seed"),                                # missing key
+]
+
+
+@pytest.mark.parametrize("key,value,named", BAD, ids=[f"{k}={v!r}"[:40] for k, v, _ in BAD])
+def test_bad_value_names_the_key(key, value, named):
+    with pytest.raises(UserError, match=re.escape(f"`{named}`")):
+        params.validate(_with(key, value))
+
+
+def test_bundled_weights_only_for_lite0():
+    with pytest.raises(UserError, match="model.weights"):
+        params.validate(_with("model.backbone", "efficientnet_b0"))
+
+
+def test_representative_count_larger_than_training_split_is_refused():
+    import numpy as np
+
+    from stages.lib import data
+
+    with pytest.raises(UserError, match="convert.representative_samples"):
+        data.representative_images(np.zeros((5, 32, 32, 3), np.uint8), 6, seed=0)
+
+
+@pytest.mark.parametrize("key,value,named", BAD[:6] + BAD[10:13])
+def test_stage_exits_with_one_line_and_writes_nothing(tmp_path: Path, key, value, named):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_with(key, value)))
+    result = run_module("stages.prepare", tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("error: params.yaml:") and named.split("[")[0] in message[0]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_invalid_yaml_is_one_line(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    result = run_module("stages.prepare", tmp_path)
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr

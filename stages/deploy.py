@@ -22,12 +22,13 @@ def main() -> None:
     unique_weights = None
     if config["method"] == "pcqat":
         # Sparsity-preserving clustering: each kernel keeps its zeros and takes at most `clusters` other values.
-        clustered = compress.cluster(model, config["clusters"])
+        min_weights = params["prune"]["min_layer_weights"]
+        clustered = compress.cluster(model, config["clusters"], min_weights)
         live = training.open_live(f"{LIVE}/cluster")
         training.fit(clustered, train, validation, epochs=1, learning_rate=config["learning_rate"], callbacks=[training.live_callback(live)], **fit_args)
         live.end()
         model = compress.strip_clustering(clustered)
-        unique_weights = compress.unique_weights(model)
+        unique_weights = compress.unique_weights(model, min_weights)
     qat = compress.quantization_aware(model, preserve_clusters=config["method"] == "pcqat")
     live = training.open_live(f"{LIVE}/qat")
     training.fit(qat, train, validation, epochs=config["qat_epochs"], learning_rate=config["learning_rate"], callbacks=[training.live_callback(live)], **fit_args)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,3 +42,51 @@ def tiny_classifier():
     from stages.lib import model
 
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1)
+
+
+TINY = {
+    "data": {"image_size": 32, "max_images_per_class": 16},
+    "train": {"head_epochs": 1, "epochs": 1, "batch_size": 8, "fine_tune_from_block": 12},
+    "prune": {"sweep": [0.5], "epochs": 1},
+    "deploy": {"qat_epochs": 1, "clusters": 4},
+    "convert": {"representative_samples": 4},
+    "evaluate": {"latency_runs": 3},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = merge(base[key], value) if isinstance(value, dict) else value
+    return base
+
+
+def run_tool(command: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run a command (dvc, git) in `cwd` with this interpreter's tools first on PATH; fail the test on error."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    env.pop("PYTHONPATH", None)  # the stages must run from the copy, as `dvc repro` runs them for a user
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory) -> Path:
+    """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`."""
+    copy = tmp_path_factory.mktemp("edge-opt")
+    for name in ("stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config"):
+        source = ROOT / name
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir() else shutil.copy(source, target)
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_tool(["git", "init", "-q"], copy)
+    run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "add", "-A"], copy)
+    run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "tiny"], copy)
+    result = run_tool(["dvc", "repro"], copy)
+    (copy / "first_repro.log").write_text(result.stdout)
+    return copy

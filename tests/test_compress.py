@@ -26,7 +26,7 @@ def pruned(tiny_classifier, elpv_images):
     net = _copy(tiny_classifier)
     model.set_trainable(net, from_block=0)
     steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs
-    wrapped = compress.prune(net, 0.6, steps)
+    wrapped = compress.prune(net, 0.6, steps, min_weights=0)
     _fit(wrapped, images, labels, 4, compress.pruning_callbacks())
     return compress.strip_pruning(wrapped)
 
@@ -48,6 +48,13 @@ def test_schedule_ends_within_the_steps_run():
         assert 1 <= end_step <= max(total, 1) and end_step % schedule.frequency == 0
 
 
+def test_small_layers_stay_dense(tiny_classifier):
+    wrapped = compress.prune(_copy(tiny_classifier), 0.5, 10, min_weights=16384)
+    names = {layer.name for layer in wrapped.layers if type(layer).__name__ == "PruneLowMagnitude"}
+    assert "prune_low_magnitude_top_conv" in names and "prune_low_magnitude_block15_project_conv" in names
+    assert not any(name.endswith(("stem_conv", "block0_project_conv", "head_output")) for name in names)
+
+
 def test_depthwise_layers_are_not_wrapped(tiny_classifier):
     assert not compress.prunable(tiny_classifier.get_layer("block1_dw_conv"))
     assert compress.prunable(tiny_classifier.get_layer("block1_expand_conv"))
@@ -55,7 +62,7 @@ def test_depthwise_layers_are_not_wrapped(tiny_classifier):
 
 
 def test_clustering_keeps_sparsity_and_limits_values(pruned, elpv_images):
-    clustered = compress.cluster(_copy(pruned), clusters=4)
+    clustered = compress.cluster(_copy(pruned), clusters=4, min_weights=0)
     _fit(clustered, *elpv_images, epochs=1)
     stripped = compress.strip_clustering(clustered)
     assert compress.unique_weights(stripped) <= 4 + 1  # 4 centroids, plus the preserved zero

@@ -29,6 +29,9 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         raise UserError(f"cannot create folder {target.parent}: {error.strerror}; check the path and its permissions") from None
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied; make it writable or choose another path")
+    # A stage killed mid-write (SIGKILL skips every cleanup) leaves its temporary behind; sweep it now.
+    for stale in target.parent.glob(f".{target.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or "".join(target.suffixes), dir=target.parent)
     os.close(handle)
     os.unlink(temporary)

@@ -112,6 +112,7 @@ SCHEMA: dict[str, Any] = {
     "prune": {
         "sweep": list_of(number(0, 1, True, True)),
         "sparsity": number(0, 1, True, True),
+        "min_layer_weights": integer(0),
         "epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
     },

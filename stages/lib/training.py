@@ -81,7 +81,7 @@ def prune_baseline(params: dict, sparsity: float, live_folder: str) -> tuple[ker
     model_lib.set_trainable(model, from_block=0)
     config, batch_size = params["prune"], params["train"]["batch_size"]
     total_steps = config["epochs"] * steps_per_epoch(len(train[1]), batch_size)
-    pruned = compress.prune(model, sparsity, total_steps)
+    pruned = compress.prune(model, sparsity, total_steps, config["min_layer_weights"])
     live = open_live(live_folder)
     fit(pruned, train, validation, epochs=config["epochs"], learning_rate=config["learning_rate"], batch_size=batch_size,
         augment=params["train"]["augment"], seed=seed, class_weight=class_weights(params, train[1]),

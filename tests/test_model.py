@@ -1,0 +1,43 @@
+"""The classifier's training helpers: what trains in each phase, the validation threshold, the strategy."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from stages.lib import model
+
+
+def test_phase_one_trains_only_the_head(tiny_classifier):
+    model.set_trainable(tiny_classifier, from_block=None, head_batchnorm=True)
+    trainable = {layer.name for layer in tiny_classifier.layers if layer.trainable and layer.weights}
+    assert trainable == {"head_dense", "head_bn", "head_output"}
+
+
+def test_fine_tune_keeps_every_batchnorm_frozen(tiny_classifier):
+    model.set_trainable(tiny_classifier, from_block=12)
+    assert tiny_classifier.get_layer("block12_expand_conv").trainable and tiny_classifier.get_layer("top_conv").trainable
+    assert not tiny_classifier.get_layer("block11_project_conv").trainable
+    assert not any(layer.trainable for layer in tiny_classifier.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_threshold_maximises_validation_accuracy():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probabilities = np.array([0.1, 0.6, 0.65, 0.7, 0.8, 0.9])
+    threshold = model.best_threshold(probabilities, labels)
+    assert 0.65 < threshold <= 0.7 and ((probabilities >= threshold) == labels).all()
+    assert model.best_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == 0.5  # ties go to 0.5
+
+
+def test_strategy_on_a_cpu_machine():
+    assert model.distribution_strategy("auto").num_replicas_in_sync == 1
+    mirrored = model.distribution_strategy("mirrored")  # one CPU replica here; one per GPU on a GPU machine
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync >= 1
+
+
+def test_save_and_load_round_trip(tiny_classifier, elpv_images, tmp_path):
+    images, _ = elpv_images
+    model.save(tmp_path, tiny_classifier, {"threshold": 0.4}, np.zeros(3))
+    loaded, meta = model.load(tmp_path)
+    assert meta == {"threshold": 0.4}
+    np.testing.assert_allclose(model.predict(loaded, images[:4]), model.predict(tiny_classifier, images[:4]), atol=1e-6)

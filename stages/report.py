@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.lib import figures, params as params_lib, summary, tflite
+from stages.lib import figures, params as params_lib, summary, tflite, variants
 from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_text
 
 REPORT, SUMMARY, FIGURES = "metrics/report.md", "metrics/summary.json", "plots/report"
@@ -34,8 +34,8 @@ def render(rows: list[dict[str, Any]], checks: list[dict[str, str]], advice: dic
     sweep = params["prune"]["sweep"]
     reference = [("baseline float32", "baseline_float32"), ("float16", "baseline_float16"), ("dynamic-range quantization", "baseline_dynamic"),
                  ("full-integer int8", "baseline_int8")]
-    reference += [(f"pruned {s:.0%}", f"pruned_{round(s * 100):g}_float32") for s in sweep]
-    reference += [(f"pruned {s:.0%} + int8", f"pruned_{round(s * 100):g}_int8") for s in sweep]
+    reference += [(f"pruned {s:.0%}", variants.variant_name(f"pruned/{s}", "float32")) for s in sweep]
+    reference += [(f"pruned {s:.0%} + int8", variants.variant_name(f"pruned/{s}", "int8")) for s in sweep]
     reference += [(f"deploy: pruned {params['prune']['sparsity']:.0%} + {params['deploy']['method'].upper()} int8", "deploy_int8")]
     base = summary.find(rows, summary.BASELINE)
     lines = [
@@ -75,7 +75,7 @@ def main() -> None:
     params = params_lib.load()
     rows = summary.compare_to_baseline(summary.collect())
     micro = read_json("metrics/micro.json")
-    checks = summary.conclusions(rows, params["prune"]["sweep"])
+    checks = summary.conclusions(rows)
     advice = summary.recommend(rows, params["report"]["targets"], params["report"]["accuracy_floor"])
     with atomic_path(FIGURES) as folder:
         folder.mkdir()

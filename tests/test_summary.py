@@ -52,11 +52,11 @@ def test_size_and_accuracy_change_against_the_baseline():
 
 
 def test_verdicts_follow_the_numbers():
-    verdicts = {c["claim"]: c["verdict"] for c in summary.conclusions(_rows(0.92, 400_000), [0.5])}
+    verdicts = {c["claim"]: c["verdict"] for c in summary.conclusions(_rows(0.92, 400_000))}
     assert verdicts["Quantization costs little accuracy (uniform precision change)."] == "supported"
     assert verdicts["Accuracy declines sharply beyond ~70 % sparsity."] == "not testable here"
     assert verdicts["Pruning needs sparse kernels to run faster."] == "supported"
-    bad = {c["claim"]: c["verdict"] for c in summary.conclusions(_rows(0.70, 400_000), [0.5])}
+    bad = {c["claim"]: c["verdict"] for c in summary.conclusions(_rows(0.70, 400_000))}
     assert bad["~50 % pruning + int8: 6-8x smaller, < 2 pp accuracy loss, > 94 % accuracy."] == "not supported"
 
 

@@ -46,13 +46,17 @@ def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int) -> np.
     from stages.lib.tflite import dequantize_output, quantize_input
 
     interpreter = runtime.Interpreter.from_file(str(path), arena_size=arena_bytes)
-    input_detail, output_detail = interpreter.get_input_details(0), interpreter.get_output_details(0)
-    quantization = lambda detail: {"dtype": detail["dtype"], "quantization": (float(detail["quantization_parameters"]["scales"][0]), int(detail["quantization_parameters"]["zero_points"][0]))}
+    # TFLM reports quantization in its own layout; put it in LiteRT's so both share one (de)quantizer.
+    def litert_detail(detail: dict) -> dict:
+        parameters = detail["quantization_parameters"]
+        return {"dtype": detail["dtype"], "quantization": (float(parameters["scales"][0]), int(parameters["zero_points"][0]))}
+
+    input_detail, output_detail = litert_detail(interpreter.get_input_details(0)), litert_detail(interpreter.get_output_details(0))
     probabilities = np.empty(len(images), dtype=np.float32)
     for index, image in enumerate(images):
-        interpreter.set_input(quantize_input(image[None].astype(np.float32), quantization(input_detail)), 0)
+        interpreter.set_input(quantize_input(image[None].astype(np.float32), input_detail), 0)
         interpreter.invoke()
-        probabilities[index] = dequantize_output(interpreter.get_output(0), quantization(output_detail)).reshape(-1)[0]
+        probabilities[index] = dequantize_output(interpreter.get_output(0), output_detail).reshape(-1)[0]
     return probabilities
 
 

@@ -16,7 +16,7 @@ class UserError(Exception):
 
 
 @contextmanager
-def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
 
     Writing beside the target keeps the rename on one file system, so readers (and DVC) see either
@@ -32,7 +32,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     # A stage killed mid-write (SIGKILL skips every cleanup) leaves its temporary behind; sweep it now.
     for stale in target.parent.glob(f".{target.name}.*"):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or "".join(target.suffixes), dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix="".join(target.suffixes), dir=target.parent)
     os.close(handle)
     os.unlink(temporary)
     temporary = Path(temporary)

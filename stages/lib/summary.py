@@ -102,7 +102,7 @@ def _verdict(condition: bool | None) -> str:
     return "not testable here" if condition is None else "supported" if condition else "not supported"
 
 
-def conclusions(rows: list[dict[str, Any]], sweep: list[float]) -> list[dict[str, str]]:
+def conclusions(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Each conclusion of the reference report, with our evidence and a verdict computed from the rows."""
     base = find(rows, BASELINE)
     out = []

@@ -24,8 +24,9 @@ def main() -> None:
     images, labels = [images[i] for i in keep], labels[keep]
     hashes = [data.content_hash(image) for image in images]
     splits = data.split_indices(labels, hashes, config["split"], seed)
-    channels = 1 if all(image.ndim == 2 for image in images) else 3
-    resized = np.stack([data.resize(image if channels == 1 or image.ndim == 3 else np.stack([image] * 3, -1), config["image_size"]) for image in images])
+    # An all-grayscale set stays one channel; in a mixed set, grayscale images become three equal channels.
+    mixed = any(image.ndim == 3 for image in images)
+    resized = np.stack([data.resize(np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image, config["image_size"]) for image in images])
 
     with atomic_path(OUTPUT) as folder:
         folder.mkdir()

@@ -19,8 +19,7 @@ def main() -> None:
     name = variants.variant_name(f"pruned/{sparsity}", "keras")
     model, sparsity_measured = training.prune_baseline(params, sparsity, f"plots/prune/{sparsity}")
     validation, test = data.load_split(PREPARED, "validation"), data.load_split(PREPARED, "test")
-    threshold = model_lib.best_threshold(model_lib.predict(model, validation[0]), validation[1])
-    probabilities = model_lib.predict(model, test[0])
+    threshold, probabilities = model_lib.threshold_and_test_probabilities(model, validation, test[0])
     with atomic_path(variants.keras_folder(f"pruned/{sparsity}")) as folder:
         folder.mkdir()
         model_lib.save(folder, model, {"variant": name, "threshold": threshold, "sparsity_target": sparsity}, probabilities)

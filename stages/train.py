@@ -39,9 +39,10 @@ def main() -> None:
                                callbacks=[training.live_callback(live), stopper], initial_epoch=config["head_epochs"], **common)
     live.end()
 
-    threshold = model_lib.best_threshold(model_lib.predict(model, validation[0]), validation[1])
-    probabilities = model_lib.predict(model, test[0])
+    threshold, probabilities = model_lib.threshold_and_test_probabilities(model, validation, test[0])
     fine_tune_epochs = len(history.epoch)
+    # EarlyStopping counts epochs from the first head epoch; report the kept one within fine-tuning (1-based).
+    best_fine_tune_epoch = stopper.best_epoch - config["head_epochs"] + 1 if stopper.best_weights is not None else fine_tune_epochs
     test_scores = scores.classification_scores(test[1], probabilities, threshold)
     meta = {"variant": "baseline", "threshold": threshold, "sparsity_target": 0.0}
     with atomic_path(OUTPUT) as folder:
@@ -50,7 +51,7 @@ def main() -> None:
     write_json(METRICS, {
         "test": test_scores,
         "threshold": threshold,
-        "epochs_run": {"head": config["head_epochs"], "fine_tune": fine_tune_epochs, "best_fine_tune_epoch": stopper.best_epoch - config["head_epochs"] + 1 if stopper.best_weights is not None else fine_tune_epochs},
+        "epochs_run": {"head": config["head_epochs"], "fine_tune": fine_tune_epochs, "best_fine_tune_epoch": best_fine_tune_epoch},
         "train_seconds": round(time.perf_counter() - started, 1),
     })
     print(f"train: test accuracy {test_scores['accuracy']:.4f}, balanced {test_scores['balanced_accuracy']:.4f}, threshold {threshold:.3f}")

@@ -88,9 +88,19 @@ def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.
     return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
 
 
+def threshold_and_test_probabilities(model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray) -> tuple[float, np.ndarray]:
+    """The decision threshold chosen on validation, and the model's test-split probabilities."""
+    return best_threshold(predict(model, validation[0]), validation[1]), predict(model, test_images)
+
+
 def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
     """Write a model folder: the Keras model, its metadata (threshold, ...) and its test-split probabilities."""
     model.save(folder / MODEL_FILE)
+    save_predictions(folder, meta, test_probabilities)
+
+
+def save_predictions(folder: Path, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
+    """The part of a model folder evaluation reads: metadata and test-split probabilities (the QAT model has no Keras file)."""
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     np.save(folder / PROBABILITIES_FILE, test_probabilities)
 

@@ -1,0 +1,57 @@
+"""dvc.yaml lists exactly the code each stage runs: every `stages/` module its command imports, directly or
+through another module, and no other, so a code change reruns the stages it can affect and only those."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imported_files(path: Path) -> set[str]:
+    """The `stages/` source files one module imports (at any depth in the file, e.g. inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stages"):
+            names = [node.module + "." + alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.startswith("stages")]
+        else:
+            continue
+        for name in names:
+            for candidate in (Path(*name.split(".")).with_suffix(".py"), Path(*name.split(".")[:-1]).with_suffix(".py")):
+                if (ROOT / candidate).is_file():
+                    found.add(candidate.as_posix())
+                    break
+    return found
+
+
+def code_closure(module: str) -> set[str]:
+    """The stage module, the package `__init__` that `python -m` runs first, and everything they import, transitively."""
+    pending = {Path(*module.split(".")).with_suffix(".py").as_posix(), "stages/__init__.py"}
+    seen: set[str] = set()
+    while pending:
+        current = pending.pop()
+        seen.add(current)
+        pending |= imported_files(ROOT / current) - seen
+    return {path for path in seen if (ROOT / path).read_text().strip()}
+
+
+def stage_definitions() -> dict[str, dict]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def test_every_stage_lists_exactly_the_code_it_runs():
+    for name, stage in stage_definitions().items():
+        module = stage["cmd"].split()[2]
+        listed = {dep for dep in stage["deps"] if dep.endswith(".py")}
+        assert listed == code_closure(module), f"dvc.yaml stage {name}: code deps differ from what {module} imports"
+
+
+def test_closure_follows_imports_inside_the_library():
+    # training.py imports compress.py, so a stage that imports only training still depends on compress.
+    assert "stages/lib/compress.py" in code_closure("stages.lib.training")
+    assert "stages/lib/io.py" in code_closure("stages.prepare")

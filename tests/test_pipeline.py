@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -46,14 +48,21 @@ def test_second_repro_runs_nothing(repo: Path):
     assert stages_run(run_tool(["dvc", "repro"], repo).stdout) == set()
 
 
-def _repro_after(repo: Path, change: dict, dry: bool) -> set[str]:
-    """The stages `dvc repro` runs (or, dry, would start with) after a params change; params restored after."""
+@contextmanager
+def _params_changed(repo: Path, change: dict) -> Iterator[None]:
+    """params.yaml with `change` merged in for the block, restored after."""
     original = (repo / "params.yaml").read_text()
     try:
         (repo / "params.yaml").write_text(yaml.safe_dump(merge(yaml.safe_load(original), change), sort_keys=False))
-        return stages_run(run_tool(["dvc", "repro", *(["--dry"] if dry else [])], repo).stdout)
+        yield
     finally:
         (repo / "params.yaml").write_text(original)
+
+
+def _repro_after(repo: Path, change: dict, dry: bool) -> set[str]:
+    """The stages `dvc repro` runs (or, dry, would start with) after a params change; params restored after."""
+    with _params_changed(repo, change):
+        return stages_run(run_tool(["dvc", "repro", *(["--dry"] if dry else [])], repo).stdout)
 
 
 def test_deploy_sparsity_reruns_only_the_deploy_branch(repo: Path):
@@ -69,16 +78,12 @@ def test_training_epochs_rerun_train_not_prepare(repo: Path):
 
 
 def test_sweep_change_adds_and_removes_matching_stages(repo: Path):
-    original = (repo / "params.yaml").read_text()
-    try:
-        (repo / "params.yaml").write_text(yaml.safe_dump(merge(yaml.safe_load(original), {"prune": {"sweep": [0.9]}}), sort_keys=False))
+    with _params_changed(repo, {"prune": {"sweep": [0.9]}}):
         stages = set(run_tool(["dvc", "stage", "list", "--name-only"], repo).stdout.split())
         assert {"prune@0.9", "convert-pruned@0.9-int8", "convert-sparse@0.9-int8", "evaluate-pruned@0.9-float32"} <= stages
         assert not any("@0.5" in stage for stage in stages)
         # The new sparsity is the only pruning that would run; the baseline it reads is up to date.
         assert stages_run(run_tool(["dvc", "repro", "--dry", "prune@0.9"], repo).stdout) == {"prune@0.9"}
-    finally:
-        (repo / "params.yaml").write_text(original)
 
 
 def test_dvc_metrics_and_plots_see_every_variant(repo: Path):

@@ -1,14 +1,15 @@
-"""Stage `evaluate-*`: run one `.tflite` with the LiteRT interpreter on the test split; scores, agreement, latency."""
+"""Stage `evaluate-*`: run one `.tflite` with the LiteRT interpreter on the test split; scores, agreement, latency,
+the zeros in its kernels and, for int8 files, the TensorFlow Lite Micro arena. No TensorFlow is imported."""
+
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
 
-from stages.lib import data, devices, model as model_lib, params as params_lib, scores, tflite, variants
+from stages.lib import data, litert, paths, scores, tflm
+from stages.lib import params as params_lib
 from stages.lib.io import read_json, run_stage, write_json
-
-PREPARED = "data/prepared"
 
 
 def main() -> None:
@@ -17,31 +18,39 @@ def main() -> None:
     parser.add_argument("--format", required=True)
     args = parser.parse_args()
     params = params_lib.load()
-    images, labels = data.load_split(PREPARED, "test")
-    path = variants.tflite_path(args.model, args.format)
-    interpreter, kernels = tflite.open_interpreter(path, params["evaluate"]["num_threads"])
-    probabilities = tflite.predict(interpreter, images)
+    images, labels = data.load_split(paths.PREPARED, "test")
+    path = paths.tflite_path(args.model, args.format)
+    interpreter, kernels = litert.open_interpreter(path, params["evaluate"]["num_threads"])
+    probabilities = litert.predict(interpreter, images)
     # The decision threshold is the one its Keras model chose on the validation split.
-    threshold = read_json(variants.keras_folder(args.model) / model_lib.META_FILE)["threshold"]
+    threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
     result = scores.classification_scores(labels, probabilities, threshold)
-    keras_baseline = np.load(variants.keras_folder("baseline") / model_lib.PROBABILITIES_FILE)
-    baseline_threshold = read_json(variants.keras_folder("baseline") / model_lib.META_FILE)["threshold"]
+    keras_baseline = np.load(paths.keras_folder("baseline") / paths.PROBABILITIES_FILE)
+    baseline_threshold = read_json(paths.keras_folder("baseline") / paths.META_FILE)["threshold"]
     predicted = probabilities >= threshold
-    result.update({
-        "variant": variants.variant_name(args.model, args.format),
-        "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
-        "threshold": threshold,
-        "kernels": kernels,
-        "num_threads": params["evaluate"]["num_threads"],
-        "latency_ms": tflite.latency_ms(interpreter, images[0], params["evaluate"]["latency_runs"]),
-    })
+    result.update(
+        {
+            "variant": paths.variant_name(args.model, args.format),
+            "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
+            "threshold": threshold,
+            "kernels": kernels,
+            "num_threads": params["evaluate"]["num_threads"],
+            "latency_ms": litert.latency_ms(interpreter, images[0], params["evaluate"]["latency_runs"]),
+            "size_bytes": path.stat().st_size,
+            # One denominator for every variant: all conv, depthwise and dense kernels stored in this file.
+            "kernel_zeros_in_file": litert.tflite_weight_sparsity(path),
+        }
+    )
     if args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
-        result["tflm_arena_bytes"] = devices.minimum_arena(path)
+        result["tflm_arena_bytes"] = tflm.minimum_arena(path)
     # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.
-    confusion = [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int))]
-    write_json(variants.confusion_path(args.model, args.format), confusion)
-    write_json(variants.evaluate_metrics_path(args.model, args.format), result)
-    print(f"evaluate: {result['variant']} accuracy {result['accuracy']:.4f}, {result['latency_ms']['median']:.2f} ms ({kernels})")
+    confusion = [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int), strict=True)]
+    write_json(paths.confusion_path(args.model, args.format), confusion)
+    write_json(paths.evaluate_metrics_path(args.model, args.format), result)
+    print(
+        f"evaluate: {result['variant']} accuracy {result['accuracy']:.4f}, "
+        f"{result['latency_ms']['median']:.2f} ms ({kernels})"
+    )
 
 
 if __name__ == "__main__":

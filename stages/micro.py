@@ -1,54 +1,70 @@
-"""Stage `micro`: check the deploy model on TensorFlow Lite Micro (arena, accuracy, agreement with LiteRT)
-and export it as a C array for an ESP-IDF project."""
+"""Stage `micro`: check the deploy model on TensorFlow Lite Micro (arena, accuracy, agreement with LiteRT's
+optimized and reference kernels) and export it as a C array for a firmware build."""
+
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
-from stages.lib import data, devices, model as model_lib, params as params_lib, scores, tflite, variants
+from stages.lib import c_array, data, litert, paths, scores, tflm
+from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
-PREPARED, OUTPUT, METRICS, ARRAY_NAME = "data/prepared", "models/micro", "metrics/micro.json", "edge_model"
+
+def _agreement(name: str, micro: np.ndarray, other: np.ndarray, threshold: float) -> dict[str, float]:
+    difference = np.abs(micro - other)
+    return {
+        f"tflm_{name}_label_agreement": float(((micro >= threshold) == (other >= threshold)).mean()),
+        f"tflm_{name}_max_probability_difference": float(difference.max()),
+        f"tflm_{name}_median_probability_difference": float(np.median(difference)),
+    }
 
 
 def main() -> None:
     params = params_lib.load()
-    path = variants.tflite_path("deploy", "int8")
-    images, labels = data.load_split(PREPARED, "test")
-    count = params["micro"]["test_images"]
+    seed, count = params["seed"], params["micro"]["test_images"]
+    path = paths.tflite_path("deploy", "int8")
+    images, labels = data.load_split(paths.PREPARED, "test")
     if count is not None and count < len(labels):
         # A seeded, stated subset: TFLite Micro's reference kernels are slow on a host CPU.
-        chosen = np.sort(np.random.default_rng(params["seed"]).permutation(len(labels))[:count])
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(labels))[:count])
         images, labels = images[chosen], labels[chosen]
-    threshold = read_json(variants.keras_folder("deploy") / model_lib.META_FILE)["threshold"]
+    threshold = read_json(paths.keras_folder("deploy") / paths.META_FILE)["threshold"]
 
-    arena = devices.minimum_arena(path)
+    arena = tflm.minimum_arena(path)
     started = time.perf_counter()
-    micro = devices.micro_predict(path, images, arena)
+    micro = tflm.micro_predict(path, images, arena)
     seconds_per_image = (time.perf_counter() - started) / len(labels)
-    interpreter, _ = tflite.open_interpreter(path, params["evaluate"]["num_threads"])
-    litert = tflite.predict(interpreter, images)
+    interpreter, kernels = litert.open_interpreter(path, params["evaluate"]["num_threads"])
+    optimized = litert.predict(interpreter, images, f"LiteRT ({kernels})")
+    # LiteRT's reference kernels do the plain integer arithmetic TFLM's reference kernels also do: agreement with
+    # them separates a kernel difference (XNNPACK's rounding) from a runtime defect.
+    reference = litert.predict(litert.reference_interpreter(path), images, "LiteRT (reference kernels)")
     micro_scores = scores.classification_scores(labels, micro, threshold)
 
     model = path.read_bytes()
-    source, header = devices.c_array(model, ARRAY_NAME, arena)
-    with atomic_path(OUTPUT) as folder:
+    source, header = c_array.c_array(model, paths.C_ARRAY_NAME, arena)
+    with atomic_path(paths.MICRO_FOLDER) as folder:
         folder.mkdir()
-        (folder / f"{ARRAY_NAME}.cc").write_text(source)
-        (folder / f"{ARRAY_NAME}.h").write_text(header)
-    write_json(METRICS, {
-        "model_bytes": len(model),
-        "tflm_arena_bytes": arena,
-        "tflm_test_images": len(labels),
-        "tflm_accuracy": micro_scores["accuracy"],
-        "tflm_balanced_accuracy": micro_scores["balanced_accuracy"],
-        "litert_accuracy_same_images": scores.classification_scores(labels, litert, threshold)["accuracy"],
-        "tflm_litert_label_agreement": float(((micro >= threshold) == (litert >= threshold)).mean()),
-        "tflm_litert_max_probability_difference": float(np.abs(micro - litert).max()),
-        "tflm_host_seconds_per_image": round(seconds_per_image, 4),
-        "targets": {name: devices.target_fit(len(model), arena, target) for name, target in params["report"]["targets"].items()},
-    })
+        (folder / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
+        (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
+    write_json(
+        paths.MICRO_METRICS,
+        {
+            "model_bytes": len(model),
+            "tflm_arena_bytes": arena,
+            "tflm_test_images": len(labels),
+            "tflm_accuracy": micro_scores["accuracy"],
+            "tflm_accuracy_ci95": [micro_scores["accuracy_ci95_low"], micro_scores["accuracy_ci95_high"]],
+            "tflm_balanced_accuracy": micro_scores["balanced_accuracy"],
+            "litert_kernels": kernels,
+            "litert_accuracy_same_images": scores.classification_scores(labels, optimized, threshold)["accuracy"],
+            **_agreement("litert", micro, optimized, threshold),
+            **_agreement("litert_reference", micro, reference, threshold),
+            "tflm_host_seconds_per_image": round(seconds_per_image, 4),
+        },
+    )
     print(f"micro: arena {arena:,} bytes, TFLM accuracy {micro_scores['accuracy']:.4f} on {len(labels)} images")
 
 

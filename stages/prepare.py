@@ -1,15 +1,14 @@
 """Stage `prepare`: read the data source, resize, split by content hash, write data/prepared/."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
-from stages.lib import data, params as params_lib
+from stages.lib import data, paths
+from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, run_stage, write_json
-
-OUTPUT = "data/prepared"
-METRICS = "metrics/prepare.json"
 
 
 def main() -> None:
@@ -20,28 +19,41 @@ def main() -> None:
         skipped: list[str] = []
     else:
         images, labels, classes, skipped = data.load_folder(config["source"])
+    labels, classes = data.with_positive_class(labels, classes, config["positive_class"])
     keep = data.cap_per_class(labels, config["max_images_per_class"], seed)
     images, labels = [images[i] for i in keep], labels[keep]
     hashes = [data.content_hash(image) for image in images]
     splits = data.split_indices(labels, hashes, config["split"], seed)
+    data.check_calibration_size(len(splits["train"]), params["convert"]["representative_samples"])
     # An all-grayscale set stays one channel; in a mixed set, grayscale images become three equal channels.
     mixed = any(image.ndim == 3 for image in images)
-    resized = np.stack([data.resize(np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image, config["image_size"]) for image in images])
+    resized = np.stack(
+        [
+            data.resize(np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image, config["image_size"])
+            for image in images
+        ]
+    )
 
-    with atomic_path(OUTPUT) as folder:
+    with atomic_path(paths.PREPARED) as folder:
         folder.mkdir()
         for split, indices in splits.items():
             data.save_split(folder / f"{split}.npz", resized[indices], labels[indices], [hashes[i] for i in indices])
         (folder / "classes.json").write_text(json.dumps(classes) + "\n")
 
-    counts = {split: {name: int((labels[indices] == label).sum()) for label, name in enumerate(classes)} for split, indices in splits.items()}
-    write_json(METRICS, {
-        "images": len(labels),
-        "duplicates": len(hashes) - len(set(hashes)),
-        "counts": counts,
-        "skipped_files": len(skipped),
-        "skipped": skipped,
-    })
+    counts = {
+        split: {name: int((labels[indices] == label).sum()) for label, name in enumerate(classes)}
+        for split, indices in splits.items()
+    }
+    write_json(
+        paths.PREPARE_METRICS,
+        {
+            "images": len(labels),
+            "duplicates": len(hashes) - len(set(hashes)),
+            "counts": counts,
+            "skipped_files": len(skipped),
+            "skipped": skipped,
+        },
+    )
     print(f"prepare: {len(labels)} images, {counts}, {len(skipped)} skipped")
 
 

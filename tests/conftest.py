@@ -1,4 +1,5 @@
 """Shared fixtures: small real models and images, and a runner for stage command lines."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import stages  # noqa: E402,F401  (sets the Keras 2 switch before TensorFlow loads)
 
 
-def run_module(module: str, cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, cwd: Path, *args: str, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `python -m <module>` in `cwd` with this checkout's code on the path."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +49,43 @@ def tiny_classifier():
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1)
 
 
+def fit_briefly(net, images: np.ndarray, labels: np.ndarray, epochs: int, callbacks=()) -> None:
+    import tf_keras as keras
+
+    net.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+    net.fit(
+        images.astype(np.float32),
+        labels.astype(np.float32),
+        batch_size=8,
+        epochs=epochs,
+        callbacks=list(callbacks),
+        verbose=0,
+    )
+
+
+def copy_model(net):
+    """An independent copy: tfmot's wrappers modify the layers they wrap."""
+    import tf_keras as keras
+
+    copy = keras.models.clone_model(net)
+    copy.set_weights(net.get_weights())
+    return copy
+
+
+@pytest.fixture(scope="session")
+def pruned(tiny_classifier, elpv_images):
+    """The tiny classifier pruned to 60 % (every Conv2D/Dense layer) and stripped."""
+    from stages.lib import model, pruning
+
+    images, labels = elpv_images
+    net = copy_model(tiny_classifier)
+    model.set_trainable(net, from_block=0)
+    steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs
+    wrapped = pruning.prune(net, 0.6, steps, min_weights=0, mask_updates=20, ramp_fraction=0.5)
+    fit_briefly(wrapped, images, labels, 4, pruning.callbacks())
+    return pruning.strip(wrapped)
+
+
 TINY = {
     "data": {"image_size": 32, "max_images_per_class": 16},
     "train": {"head_epochs": 1, "epochs": 1, "batch_size": 8, "fine_tune_from_block": 12},
@@ -62,12 +104,17 @@ def merge(base: dict, override: dict) -> dict:
     return base
 
 
-def run_tool(command: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+def run_tool(
+    command: list[str], cwd: Path, timeout: int = 1200, extra_env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run a command (dvc, git) in `cwd` with this interpreter's tools first on PATH; fail the test on error."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    env.update(extra_env or {})
     env.pop("PYTHONPATH", None)  # the stages must run from the copy, as `dvc repro` runs them for a user
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert not check or result.returncode == 0, (
+        f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -79,16 +126,20 @@ def stages_run(output: str) -> set[str]:
 def repo(tmp_path_factory) -> Path:
     """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`."""
     copy = tmp_path_factory.mktemp("edge-opt")
-    for name in ("stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config"):
+    for name in ("stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", "pyproject.toml"):
         source = ROOT / name
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir() else shutil.copy(source, target)
+        shutil.copytree(
+            source, target, ignore=shutil.ignore_patterns("__pycache__")
+        ) if source.is_dir() else shutil.copy(source, target)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_tool(["git", "init", "-q"], copy)
     run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "add", "-A"], copy)
     run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "tiny"], copy)
-    result = run_tool(["dvc", "repro"], copy)
+    trace = tmp_path_factory.mktemp("trace")
+    result = run_tool(["dvc", "repro"], copy, extra_env={"EDGE_OPT_TRACE_DIR": str(trace)})
     (copy / "first_repro.log").write_text(result.stdout)
+    (copy / "trace_dir.txt").write_text(str(trace))
     return copy

@@ -1,4 +1,5 @@
 """The EfficientNet-Lite0 port is right: the full ImageNet model names a cat and an espresso."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ def _top1(classifier, image: np.ndarray) -> int:
 
 
 def test_chelsea_is_a_cat(imagenet_lite0):
-    assert 281 <= _top1(imagenet_lite0, skimage.data.chelsea()) <= 285  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    assert (
+        281 <= _top1(imagenet_lite0, skimage.data.chelsea()) <= 285
+    )  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
 def test_coffee_is_an_espresso(imagenet_lite0):

@@ -1,4 +1,5 @@
 """Data sources and splits: the elpv tasks, robust image folders, content-hash disjoint stratified splits."""
+
 from __future__ import annotations
 
 import io
@@ -25,18 +26,22 @@ def test_elpv_paper_task_keeps_every_cell():
 
 
 def test_splits_are_stratified_disjoint_and_keep_duplicates_together():
-    rng = np.random.default_rng(0)
     labels = np.array([0] * 60 + [1] * 30)
     hashes = [f"h{i}" for i in range(90)]
     hashes[5] = hashes[6] = hashes[7] = "duplicate"  # the same image three times
     splits = data.split_indices(labels, hashes, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed=1)
     seen = {split: {hashes[i] for i in idx} for split, idx in splits.items()}
-    assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"]) and not (seen["validation"] & seen["test"])
+    assert (
+        not (seen["train"] & seen["test"])
+        and not (seen["train"] & seen["validation"])
+        and not (seen["validation"] & seen["test"])
+    )
     assert sorted(np.concatenate(list(splits.values())).tolist()) == list(range(90))
     for idx in splits.values():  # both classes in every split, in about the 2:1 ratio
         counts = np.bincount(labels[idx], minlength=2)
         assert counts.min() > 0 and 1.3 < counts[0] / counts[1] < 3
-    assert rng is not None
+    together = [split for split, idx in splits.items() if {5, 6, 7} <= set(idx.tolist())]
+    assert len(together) == 1  # the three copies landed in one split, all of them
 
 
 def test_splits_are_seeded():
@@ -50,7 +55,12 @@ def test_splits_are_seeded():
 
 def test_a_class_too_small_for_the_splits_is_refused():
     with pytest.raises(UserError, match="distinct images"):
-        data.split_indices(np.array([0] * 10 + [1] * 2), [str(i) for i in range(12)], {"train": 0.7, "validation": 0.15, "test": 0.15}, 0)
+        data.split_indices(
+            np.array([0] * 10 + [1] * 2),
+            [str(i) for i in range(12)],
+            {"train": 0.7, "validation": 0.15, "test": 0.15},
+            0,
+        )
 
 
 def _save(path: Path, image: Image.Image, **kwargs) -> None:
@@ -71,13 +81,15 @@ def image_folder(tmp_path: Path) -> Path:
         _save(root / name / "palette.bmp", rgb.convert("P"))
         _save(root / name / "photo.webp", rgb)
         _save(root / name / "cmyk.JPEG", rgb.convert("CMYK"))
-        _save(root / name / "deep.png", Image.fromarray((gradient.astype(np.uint16) * 257)))
+        _save(root / name / "deep.png", Image.fromarray(gradient.astype(np.uint16) * 257))
         exif = Image.Exif()
         exif[0x0112] = 6  # "rotate 90": the pixels are stored sideways
         _save(root / name / "rotated.jpg", rgb, exif=exif)
         (root / name / "notes.txt").write_text("not an image")
         truncated = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(truncated, format="PNG")
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+            truncated, format="PNG"
+        )
         (root / name / "truncated.png").write_bytes(truncated.getvalue()[:6000])
     outside = tmp_path / "elsewhere.png"  # a symlink out of the folder must not be followed
     _save(outside, rgb)
@@ -90,18 +102,27 @@ def test_folder_reads_every_format_and_skips_bad_files(image_folder: Path):
     assert classes == ["cracked", "ok"]
     assert np.bincount(labels).tolist() == [8, 8]
     assert all(image.dtype == np.uint8 and image.ndim in (2, 3) for image in images)
-    assert sorted(s.split(":")[0] for s in skipped) == ["cracked/notes.txt", "cracked/truncated.png", "ok/link.png", "ok/notes.txt", "ok/truncated.png"]
+    assert sorted(s.split(":")[0] for s in skipped) == [
+        "cracked/notes.txt",
+        "cracked/truncated.png",
+        "ok/link.png",
+        "ok/notes.txt",
+        "ok/truncated.png",
+    ]
     rotated = [image for image in images if image.shape[:2] == (64, 48)]
     assert len(rotated) == 2  # the EXIF-rotated photo of each class came out upright (64 x 48, not 48 x 64)
     deep = images[[i for i, image in enumerate(images) if image.ndim == 2][1]]
     assert deep.max() in (63, 64)  # 16-bit values scaled to 8 bits, not clipped to 255
 
 
-@pytest.mark.parametrize("layout,message", [
-    ({"only": 3}, "1 class folders"),
-    ({"a": 3, "b": 3, "c": 3}, "3 class folders"),
-    ({"a": 3, "b": 0}, "no readable images"),
-])
+@pytest.mark.parametrize(
+    "layout,message",
+    [
+        ({"only": 3}, "1 class folders"),
+        ({"a": 3, "b": 3, "c": 3}, "3 class folders"),
+        ({"a": 3, "b": 0}, "no readable images"),
+    ],
+)
 def test_folder_with_wrong_classes_is_refused(tmp_path: Path, layout, message):
     for name, count in layout.items():
         (tmp_path / name).mkdir()
@@ -122,8 +143,9 @@ def test_prepare_on_a_user_folder_writes_splits_and_lists_skipped_files(tmp_path
     from conftest import ROOT
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(source=str(image_folder), image_size=32)
+    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
     params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    params["convert"]["representative_samples"] = 4
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_module("stages.prepare", tmp_path)
     assert result.returncode == 0, result.stderr
@@ -139,4 +161,31 @@ def test_dihedral_views_keep_pixels():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
     views = data.dihedral(images, rng)
-    assert all(sorted(v.ravel()) == sorted(i.ravel()) for v, i in zip(views, images))
+    assert all(sorted(v.ravel()) == sorted(i.ravel()) for v, i in zip(views, images, strict=False))
+
+
+def test_positive_class_is_the_named_folder_not_the_second_name():
+    labels = np.array([0, 0, 1])  # sorted folder names: "cracked" = 0, "ok" = 1
+    relabelled, classes = data.with_positive_class(labels, ["cracked", "ok"], "cracked")
+    assert relabelled.tolist() == [1, 1, 0] and classes == ["ok", "cracked"]
+    same, classes = data.with_positive_class(labels, ["cracked", "ok"], "ok")
+    assert same.tolist() == [0, 0, 1] and classes == ["cracked", "ok"]
+
+
+def test_unknown_positive_class_names_the_fix():
+    with pytest.raises(UserError, match="data.positive_class.*'defective'.*cracked, ok"):
+        data.with_positive_class(np.array([0, 1]), ["cracked", "ok"], "defective")
+
+
+def test_prepare_refuses_too_many_calibration_images_before_any_training(tmp_path: Path, image_folder: Path):
+    import yaml
+
+    from conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
+    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_module("stages.prepare", tmp_path)  # a few training images < 100 calibration images
+    assert result.returncode == 2 and "`convert.representative_samples` is 100; the training split has only" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

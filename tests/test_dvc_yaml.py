@@ -1,5 +1,6 @@
 """dvc.yaml lists exactly the code each stage runs: every `stages/` module its command imports, directly or
 through another module, and no other, so a code change reruns the stages it can affect and only those."""
+
 from __future__ import annotations
 
 import ast
@@ -21,15 +22,20 @@ def imported_files(path: Path) -> set[str]:
         else:
             continue
         for name in names:
-            for candidate in (Path(*name.split(".")).with_suffix(".py"), Path(*name.split(".")[:-1]).with_suffix(".py")):
+            for candidate in (
+                Path(*name.split(".")).with_suffix(".py"),
+                Path(*name.split(".")[:-1]).with_suffix(".py"),
+            ):
                 if (ROOT / candidate).is_file():
                     found.add(candidate.as_posix())
+                    # Importing a module runs its package's __init__ first (kept empty in stages/lib).
+                    found.add((candidate.parent / "__init__.py").as_posix())
                     break
     return found
 
 
 def code_closure(module: str) -> set[str]:
-    """The stage module, the package `__init__` that `python -m` runs first, and everything they import, transitively."""
+    """The stage module, the package `__init__` `python -m` runs first, and everything they import, transitively."""
     pending = {Path(*module.split(".")).with_suffix(".py").as_posix(), "stages/__init__.py"}
     seen: set[str] = set()
     while pending:
@@ -52,6 +58,27 @@ def test_every_stage_lists_exactly_the_code_it_runs():
 
 
 def test_closure_follows_imports_inside_the_library():
-    # training.py imports compress.py, so a stage that imports only training still depends on compress.
-    assert "stages/lib/compress.py" in code_closure("stages.lib.training")
+    # clustering.py imports pruning.py, so a stage that imports only clustering still depends on pruning.
+    assert "stages/lib/pruning.py" in code_closure("stages.lib.clustering")
     assert "stages/lib/io.py" in code_closure("stages.prepare")
+
+
+COMPRESSION = {"stages/lib/pruning.py", "stages/lib/clustering.py", "stages/lib/qat.py"}
+TENSORFLOW = {"stages/lib/model.py", "stages/lib/backbones.py", "stages/lib/training.py", "stages/lib/conversion.py"}
+
+
+def test_rerun_scopes_follow_meaning():
+    """Editing tfmot code must not retrain the baseline; evaluation and TFLM code need no TensorFlow; the report
+    runs on metrics alone."""
+    assert not code_closure("stages.train") & COMPRESSION
+    assert not code_closure("stages.evaluate") & (COMPRESSION | TENSORFLOW)
+    assert not code_closure("stages.micro") & (COMPRESSION | TENSORFLOW)
+    assert not code_closure("stages.report") & (COMPRESSION | TENSORFLOW | {"stages/lib/tflm.py", "stages/lib/data.py"})
+
+
+def test_library_modules_are_each_used_by_a_stage():
+    used = set().union(*(code_closure(stage["cmd"].split()[2]) for stage in stage_definitions().values()))
+    library = {
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "stages/lib").glob("*.py") if path.read_text().strip()
+    }
+    assert library <= used, f"modules no stage runs: {sorted(library - used)}"

@@ -1,4 +1,5 @@
 """params.yaml validation: every bad value stops the stage with one line naming the key, and writes nothing."""
+
 from __future__ import annotations
 
 import copy
@@ -35,26 +36,32 @@ def _with(path: str, value) -> dict:
 DELETE = object()
 
 BAD = [
-    ("prune.sparsty", 0.5, "prune.sparsty"),                 # typo: unknown key
-    ("prune.sparsity", 1.0, "prune.sparsity"),               # outside (0, 1)
+    ("prune.sparsty", 0.5, "prune.sparsty"),  # typo: unknown key
+    ("prune.sparsity", 1.0, "prune.sparsity"),  # outside (0, 1)
     ("prune.sparsity", 0, "prune.sparsity"),
-    ("prune.sparsity", "half", "prune.sparsity"),            # wrong type
-    ("prune.sweep", [], "prune.sweep"),                      # empty sweep
-    ("prune.sweep", [0.5, 0.5], "prune.sweep"),              # duplicate sweep values
+    ("prune.sparsity", "half", "prune.sparsity"),  # wrong type
+    ("prune.sweep", [], "prune.sweep"),  # empty sweep
+    ("prune.sweep", [0.5, 0.5], "prune.sweep"),  # duplicate sweep values
     ("prune.sweep", [0.5, 1.5], "prune.sweep[1]"),
-    ("train.epochs", 0, "train.epochs"),                     # epochs < 1
+    ("train.epochs", 0, "train.epochs"),  # epochs < 1
     ("train.epochs", -3, "train.epochs"),
     ("train.epochs", 2.5, "train.epochs"),
-    ("data.image_size", 16, "data.image_size"),              # image size < 32
+    ("data.image_size", 16, "data.image_size"),  # image size < 32
     ("data.split", {"train": 0.7, "validation": 0.2, "test": 0.2}, "data.split"),  # does not sum to 1
-    ("model.backbone", "resnet50", "model.backbone"),        # unknown backbone
+    ("model.backbone", "resnet50", "model.backbone"),  # unknown backbone
     ("convert.formats", ["float32", "int4"], "convert.formats[1]"),  # unknown TFLite format
     ("model.weights", "bundled-ish", "model.weights"),
     ("deploy.method", "magic", "deploy.method"),
     ("train.augment", "yes", "train.augment"),
     ("evaluate.num_threads", 0, "evaluate.num_threads"),
     ("report.accuracy_floor", 1.5, "report.accuracy_floor"),
-    ("seed", DELETE, "seed"),                                # missing key
+    ("report.size_tolerance", -0.1, "report.size_tolerance"),
+    ("report.targets", {"board": {"description": "x"}}, "report.targets.board.sram_bytes"),
+    ("prune.ramp_fraction", 0, "prune.ramp_fraction"),
+    ("prune.mask_updates", 0, "prune.mask_updates"),
+    ("deploy.cluster_epochs", -1, "deploy.cluster_epochs"),
+    ("data.positive_class", "", "data.positive_class"),
+    ("seed", DELETE, "seed"),  # missing key
 ]
 
 
@@ -93,3 +100,23 @@ def test_invalid_yaml_is_one_line(tmp_path: Path):
     (tmp_path / "params.yaml").write_text("data: [unclosed\n")
     result = run_module("stages.prepare", tmp_path)
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_deploy_sparsity_must_be_in_the_sweep():
+    with pytest.raises(UserError, match="`prune.sparsity` is 0.6; expected one of `prune.sweep`"):
+        params.validate(_with("prune.sparsity", 0.6))
+
+
+@pytest.mark.parametrize("written", ["3e-05", "3E-05", "1e-5", "0.00003", "3.0e-05", "+3e-5"])
+def test_yaml_12_floats_are_numbers(tmp_path: Path, written):
+    """DVC's `-S x=0.00003` writes `3e-05`, a string to YAML 1.1 (PyYAML): our reader follows YAML 1.2, as DVC does."""
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.00005", f"learning_rate: {written}")
+    (tmp_path / "params.yaml").write_text(text)
+    value = params.load(tmp_path / "params.yaml")["deploy"]["learning_rate"]
+    assert isinstance(value, float) and value == pytest.approx(float(written))
+
+
+def test_yaml_11_booleans_are_not_booleans(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("augment: true", "augment: yes"))
+    with pytest.raises(UserError, match="`train.augment` is 'yes'; expected true or false"):
+        params.load(tmp_path / "params.yaml")

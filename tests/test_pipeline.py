@@ -1,89 +1,192 @@
-"""End to end: the real `dvc repro` on a tiny params override in a temporary copy of the repository, then the
-rerun scopes DVC promises (a second repro runs nothing; each params change reruns exactly its dependants)."""
+"""End to end: the real `dvc repro` on a tiny params override in a temporary copy of the repository, then what
+DVC promises on it: a second repro runs nothing; every stage declares exactly the code, params and files it reads;
+`dvc exp run -S` reaches any value; a sweep change leaves no stale rows; metrics diff between two commits."""
+
 from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
+import subprocess
 from pathlib import Path
-from typing import Iterator
 
+import pytest
 import yaml
 
-from conftest import merge, run_tool, stages_run
+from conftest import run_tool, stages_run
+
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
 
 
 def test_repro_runs_every_stage(repo: Path):
     ran = stages_run((repo / "first_repro.log").read_text())
-    expected = {"prepare", "train", "prune@0.5", "deploy", "evaluate-deploy", "micro", "report", "convert-sparse@0.5-int8"}
-    expected |= {f"{kind}@{fmt}" for kind in ("convert-baseline", "evaluate-baseline") for fmt in ("float32", "float16", "dynamic", "int8")}
-    expected |= {f"{kind}@0.5-{fmt}" for kind in ("convert-pruned", "evaluate-pruned") for fmt in ("float32", "float16", "dynamic", "int8")}
-    assert expected <= ran
+    expected = {"prepare", "train", "prune@0.5", "deploy", "evaluate-deploy", "micro", "report"}
+    expected |= {"convert-pruned-sparse@0.5-int8", "evaluate-pruned-sparse@0.5-int8"}
+    formats = ("float32", "float16", "dynamic", "int8")
+    expected |= {f"{kind}@{fmt}" for kind in ("convert-baseline", "evaluate-baseline") for fmt in formats}
+    expected |= {f"{kind}@0.5-{fmt}" for kind in ("convert-pruned", "evaluate-pruned") for fmt in formats}
+    assert ran == expected
 
 
 def test_outputs_are_measured_from_their_artifacts(repo: Path):
-    from stages.lib import tflite
+    from stages.lib import litert
 
     for metrics in (repo / "metrics/evaluate").rglob("*.json"):
         values = json.loads(metrics.read_text())
         assert 0 <= values["accuracy"] <= 1 and values["latency_ms"]["median"] > 0 and values["test_images"] > 0
-    assert tflite.io_types(repo / "models/tflite/deploy/int8.tflite") == ("int8", "int8")
-    deploy = json.loads((repo / "metrics/deploy.json").read_text())
-    assert deploy["sparsity_in_tflite"] > 0.4  # the deploy model kept its zeros through QAT and conversion
-    assert deploy["size_bytes"] == (repo / "models/tflite/deploy/int8.tflite").stat().st_size
+        assert (
+            values["size_bytes"]
+            == (repo / "models/tflite" / metrics.relative_to(repo / "metrics/evaluate"))
+            .with_suffix(".tflite")
+            .stat()
+            .st_size
+        )
+    deploy_file = repo / "models/tflite/deploy/int8.tflite"
+    assert litert.io_types(deploy_file) == ("int8", "int8")
+    deploy = json.loads((repo / "metrics/evaluate/deploy/int8.json").read_text())
+    assert deploy["kernel_zeros_in_file"] == litert.tflite_weight_sparsity(deploy_file) > 0.4  # zeros kept through QAT
+    assert json.loads((repo / "metrics/evaluate/baseline/int8.json").read_text())["kernel_zeros_in_file"] < 0.01
     report = (repo / "metrics/report.md").read_text()
-    assert "baseline float32" in report and "pruned 50% + int8" in report and "Recommendation" in report
-    assert sorted(p.name for p in (repo / "plots/report").iterdir()) == ["accuracy_vs_size.png", "accuracy_vs_sparsity.png", "latency.png", "training_curves.png"]
+    assert "baseline float32" in report and "pruned 50% + int8" in report and "## Boards" in report
+    figures = sorted(p.name for p in (repo / "plots/report").iterdir())
+    assert figures == ["accuracy_vs_size.png", "accuracy_vs_sparsity.png", "latency.png", "training_curves.png"]
 
 
 def test_c_array_equals_the_deployed_model(repo: Path):
     source = (repo / "models/micro/edge_model.cc").read_text()
-    body = source[source.index("{") + 1:source.index("}")]
-    assert bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)) == (repo / "models/tflite/deploy/int8.tflite").read_bytes()
+    body = source[source.index("{") + 1 : source.index("}")]
+    assert (
+        bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+        == (repo / "models/tflite/deploy/int8.tflite").read_bytes()
+    )
     micro = json.loads((repo / "metrics/micro.json").read_text())
     assert f"edge_model_arena_bytes = {micro['tflm_arena_bytes']};" in (repo / "models/micro/edge_model.h").read_text()
+    assert micro["tflm_litert_reference_max_probability_difference"] == 0.0  # TFLM = LiteRT's reference kernels
 
 
 def test_second_repro_runs_nothing(repo: Path):
     assert stages_run(run_tool(["dvc", "repro"], repo).stdout) == set()
 
 
-@contextmanager
-def _params_changed(repo: Path, change: dict) -> Iterator[None]:
-    """params.yaml with `change` merged in for the block, restored after."""
-    original = (repo / "params.yaml").read_text()
-    try:
-        (repo / "params.yaml").write_text(yaml.safe_dump(merge(yaml.safe_load(original), change), sort_keys=False))
-        yield
-    finally:
-        (repo / "params.yaml").write_text(original)
+def _file_covered(path: str, declared: set[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in declared)
 
 
-def _repro_after(repo: Path, change: dict, dry: bool) -> set[str]:
-    """The stages `dvc repro` runs (or, dry, would start with) after a params change; params restored after."""
-    with _params_changed(repo, change):
-        return stages_run(run_tool(["dvc", "repro", *(["--dry"] if dry else [])], repo).stdout)
+def _key_covered(key: str, declared: set[str]) -> bool:
+    """`train.batch_size` is covered by `train`; reading all of `report.targets` is covered by `report.targets`."""
+    return any(key == d or key.startswith(d + ".") or d.startswith(key + ".") for d in declared)
 
 
-def test_deploy_sparsity_reruns_only_the_deploy_branch(repo: Path):
-    assert _repro_after(repo, {"prune": {"sparsity": 0.7}}, dry=False) == {"deploy", "evaluate-deploy", "micro", "report"}
-    # Back to the original params: the deploy branch runs again (metrics are uncached, so DVC's run cache
-    # cannot serve it), and nothing upstream does.
-    assert stages_run(run_tool(["dvc", "repro"], repo).stdout) <= {"deploy", "evaluate-deploy", "micro", "report"}
+def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
+    """Each stage process recorded the params keys it read and the files it opened (stages/lib/trace.py)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    traces = [json.loads(p.read_text()) for p in Path((repo / "trace_dir.txt").read_text()).glob("*.json")]
+    by_cmd = {" ".join(["python -m", t["module"], *t["args"]]): t for t in traces}
+    families: dict[str, dict[str, set]] = {}
+    for name, stage in lock.items():
+        trace = by_cmd[stage["cmd"]]
+        declared_params = set(stage.get("params", {}).get("params.yaml", {}))
+        outs = {out["path"] for out in stage.get("outs", [])}
+        deps = {dep["path"] for dep in stage["deps"]}
+        unread = [key for key in trace["params"] if not _key_covered(key, declared_params)]
+        assert not unread, f"{name} reads params it does not declare: {unread}"
+        undeclared = [f for f in trace["files"] if not _file_covered(f, deps | outs)]
+        assert not undeclared, f"{name} reads files it does not declare: {undeclared}"
+        family = families.setdefault(name.split("@")[0], {"declared": declared_params, "read": set()})
+        family["read"] |= set(trace["params"])
+    for family, seen in families.items():  # a foreach family shares one declaration; together they read all of it
+        unused = [key for key in seen["declared"] if not _key_covered(key, seen["read"])]
+        assert not unused, f"{family} declares params none of its stages reads: {unused}"
 
 
-# A dry run lists the stages whose own inputs changed; their dependants follow once those have run.
-def test_training_epochs_rerun_train_not_prepare(repo: Path):
-    assert _repro_after(repo, {"train": {"epochs": 3}}, dry=True) == {"train"}
+def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    for module in sorted((repo / "stages").rglob("*.py")):
+        relative = module.relative_to(repo).as_posix()
+        if not module.read_text().strip():
+            continue
+        users = {name for name, stage in stages.items() if relative in stage.get("do", stage)["deps"]}
+        original = module.read_text()
+        try:
+            module.write_text(original + "\n# edited\n")
+            status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
+        finally:
+            module.write_text(original)
+        changed = {name.split("@")[0] for name in status}
+        assert changed == users, f"editing {relative} changes {sorted(changed)}, expected {sorted(users)}"
+    assert "up to date" in run_tool(["dvc", "status"], repo).stdout
 
 
-def test_sweep_change_adds_and_removes_matching_stages(repo: Path):
-    with _params_changed(repo, {"prune": {"sweep": [0.9]}}):
-        stages = set(run_tool(["dvc", "stage", "list", "--name-only"], repo).stdout.split())
-        assert {"prune@0.9", "convert-pruned@0.9-int8", "convert-sparse@0.9-int8", "evaluate-pruned@0.9-float32"} <= stages
-        assert not any("@0.5" in stage for stage in stages)
-        # The new sparsity is the only pruning that would run; the baseline it reads is up to date.
-        assert stages_run(run_tool(["dvc", "repro", "--dry", "prune@0.9"], repo).stdout) == {"prune@0.9"}
+@pytest.fixture(scope="module")
+def committed(repo: Path) -> Path:
+    run_tool([*GIT, "add", "-A"], repo)
+    run_tool([*GIT, "commit", "-qm", "tiny results"], repo, check=False)  # nothing to commit on a second use
+    return repo
+
+
+def _experiment_file(repo: Path, name: str, path: str) -> str:
+    return run_tool(["git", "show", f"refs/exps/{_exp_ref(repo, name)}:{path}"], repo).stdout
+
+
+def _exp_ref(repo: Path, name: str) -> str:
+    refs = run_tool(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], repo).stdout.split()
+    return next(ref.removeprefix("refs/exps/") for ref in refs if ref.endswith("/" + name))
+
+
+def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Path):
+    """`-S deploy.learning_rate=0.00003` (DVC writes 3e-05) and a new sweep, as one real experiment."""
+    repo = committed
+    result = run_tool(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--temp",
+            "-n",
+            "sweep09",
+            "-S",
+            "deploy.learning_rate=0.00003",
+            "-S",
+            "prune.sweep=[0.5,0.9]",
+        ],
+        repo,
+    )
+    ran = stages_run(result.stdout)
+    assert {"prune@0.9", "deploy", "report"} <= ran and not ran & {"prepare", "train", "prune@0.5"}
+    params = _experiment_file(repo, "sweep09", "params.yaml")
+    assert "learning_rate: 3e-05" in params  # what DVC wrote, and what PyYAML would read as a string
+    lock = yaml.safe_load(_experiment_file(repo, "sweep09", "dvc.lock"))
+    assert lock["stages"]["deploy"]["params"]["params.yaml"]["deploy"]["learning_rate"] == pytest.approx(3e-05)
+    summary = json.loads(_experiment_file(repo, "sweep09", "metrics/summary.json"))
+    report = _experiment_file(repo, "sweep09", "metrics/report.md")
+    assert "pruned_90_int8" in summary["variants"] and "pruned 90%" in report
+    # The working copy's 0.5-only files are not rows of the new report, nor are any other sparsities.
+    assert not any(v.startswith(("pruned_70", "pruned_80")) for v in summary["variants"])
+    figures = run_tool(
+        ["git", "ls-tree", "--name-only", f"refs/exps/{_exp_ref(repo, 'sweep09')}", "plots/report/"], repo
+    )
+    assert "plots/report/accuracy_vs_sparsity.png" in figures.stdout
+
+
+def test_exp_run_sets_a_tiny_training_rate(committed: Path):
+    """`-S train.learning_rate=1e-5`, and the train stage trains with it."""
+    repo = committed
+    run_tool(["dvc", "exp", "run", "--temp", "-n", "lr1e5", "-S", "train.learning_rate=1e-5", "train"], repo)
+    lock = yaml.safe_load(_experiment_file(repo, "lr1e5", "dvc.lock"))
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["learning_rate"] == pytest.approx(1e-05)
+    assert "learning_rate: 1e-05" in _experiment_file(repo, "lr1e5", "params.yaml")
+
+
+def test_metrics_diff_between_two_commits(committed: Path):
+    """DVC's own comparison: a branch made from an experiment against the commit it started from."""
+    repo = committed
+    if "sweep09" not in run_tool(["git", "for-each-ref", "refs/exps"], repo).stdout:
+        pytest.skip("needs the sweep experiment of the test above")
+    run_tool(["dvc", "exp", "branch", "sweep09", "sweep-branch"], repo)
+    diff = json.loads(run_tool(["dvc", "metrics", "diff", "HEAD", "sweep-branch", "--json"], repo).stdout)
+    assert "metrics/evaluate/pruned/0.9/int8.json" in diff
+    assert diff["metrics/evaluate/pruned/0.9/int8.json"]["accuracy"]["old"] is None
+    assert "metrics/deploy.json" in diff  # deploy trained with another learning rate
+    subprocess.run(["git", "branch", "-D", "sweep-branch"], cwd=repo, capture_output=True)
 
 
 def test_dvc_metrics_and_plots_see_every_variant(repo: Path):
@@ -91,4 +194,4 @@ def test_dvc_metrics_and_plots_see_every_variant(repo: Path):
     files = next(iter(shown.values()))["data"]
     assert "metrics/evaluate/pruned/0.5/int8.json" in files and "metrics/summary.json" in files
     plots = run_tool(["dvc", "plots", "show", "--json", "--split"], repo).stdout
-    assert "plots/confusion/deploy/int8.json" in plots and "plots/train/plots/metrics" in plots
+    assert "plots/confusion/deploy/int8.json" in plots and "dvclive/train/plots/metrics" in plots

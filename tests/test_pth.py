@@ -1,4 +1,5 @@
 """The restricted .pth reader: reads the shipped Lite0 checkpoint, refuses any pickle that would run code."""
+
 from __future__ import annotations
 
 import io
@@ -63,3 +64,55 @@ def test_rejects_a_file_that_is_not_a_legacy_checkpoint(tmp_path: Path):
     other.write_bytes(pickle.dumps(123, protocol=2))
     with pytest.raises(ValueError, match="magic number"):
         pth.load_state_dict(other)
+
+
+@pytest.mark.parametrize(
+    "shape,stride,offset",
+    [
+        ((4, 4), (4, 1), 0),  # 16 values from a storage of 8
+        ((2, 2), (1000, 1), 0),  # a stride past the end
+        ((2,), (1,), 7),  # an offset with too little left after it
+        ((2,), (1,), -1),
+    ],
+)
+def test_refuses_a_tensor_that_reads_outside_its_storage(tmp_path: Path, shape, stride, offset):
+    storage = pth._Storage(np.float32, 8)
+    storage.array = np.arange(8, dtype=np.float32)
+    with pytest.raises(ValueError, match="reads outside its storage of 8 values"):
+        pth._LazyTensor(storage, offset, shape, stride).materialize()
+
+
+def test_crafted_checkpoint_is_refused_before_reading(tmp_path: Path, monkeypatch):
+    """A whole legacy file whose tensor claims 64 x 64 values from a storage of 4."""
+    import sys
+    import types
+
+    # Stand-ins whose pickles name torch's globals, as a real checkpoint does (torch itself is not installed).
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    torch.__path__ = []
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    torch.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    utils._rebuild_tensor_v2 = type("_rebuild_tensor_v2", (), {"__module__": "torch._utils"})
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return (utils._rebuild_tensor_v2, (Storage(), 0, (64, 64), (64, 1), False, {}))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", 4) if isinstance(obj, Storage) else None
+
+    buffer = io.BytesIO()
+    for value in (pth.MAGIC_NUMBER, pth.PROTOCOL_VERSION, {"little_endian": True}):
+        pickle.dump(value, buffer, protocol=2)
+    Pickler(buffer, protocol=2).dump({"weight": Tensor()})
+    pickle.dump(["0"], buffer, protocol=2)
+    buffer.write((4).to_bytes(8, "little") + np.arange(4, dtype=np.float32).tobytes())
+    crafted = tmp_path / "crafted.pth"
+    crafted.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="reads outside its storage of 4 values"):
+        pth.load_state_dict(crafted)

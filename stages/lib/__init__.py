@@ -1,1 +1,0 @@
-"""Library code shared by the stages, one module per noun."""

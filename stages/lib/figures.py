@@ -1,4 +1,5 @@
 """The report's static figures (seaborn PNGs that stand alone, since `dvc plots show` needs a CDN)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,34 +33,69 @@ def _save(figure: plt.Figure, path: Path) -> None:
 
 
 def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> None:
-    frame = pd.DataFrame([{"variant": r["variant"], "size": r["compressed_bytes"] / MB, "accuracy": 100 * r["accuracy"], "format": r["format"]} for r in rows])
+    frame = pd.DataFrame(
+        [
+            {
+                "variant": r["variant"],
+                "size": r["compressed_bytes"] / MB,
+                "accuracy": 100 * r["accuracy"],
+                "format": r["format"],
+            }
+            for r in rows
+        ]
+    )
     figure, axes = plt.subplots(figsize=(9, 6))
     sns.scatterplot(data=frame, x="size", y="accuracy", hue="format", s=70, ax=axes)
-    front = pareto_front(list(zip(frame["size"], frame["accuracy"])))
+    front = pareto_front(list(zip(frame["size"], frame["accuracy"], strict=True)))
     axes.plot(frame["size"].iloc[front], frame["accuracy"].iloc[front], "k--", linewidth=1, label="Pareto front")
     for _, row in frame.iterrows():
-        axes.annotate(row["variant"], (row["size"], row["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    axes.set(xscale="log", xlabel="compressed size, gzip -9 (MB, log scale)", ylabel="test accuracy (%)", title="Accuracy vs compressed size")
+        axes.annotate(
+            row["variant"], (row["size"], row["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    axes.set(
+        xscale="log",
+        xlabel="compressed size, gzip -9 (MB, log scale)",
+        ylabel="test accuracy (%)",
+        title="Accuracy vs compressed size",
+    )
     axes.legend(fontsize=8)
     _save(figure, path)
 
 
 def latency(rows: list[dict[str, Any]], path: Path) -> None:
-    ordered = sorted(rows, key=lambda r: r["latency_ms"])
+    ordered = sorted(rows, key=lambda r: r["latency_ms"]["median"])
     figure, axes = plt.subplots(figsize=(9, max(4, 0.3 * len(rows))))
     labels = [f"{r['variant']} ({r['kernels']})" for r in ordered]
-    axes.barh(labels, [r["latency_ms"] for r in ordered], xerr=[r["latency_iqr_ms"] / 2 for r in ordered], color=sns.color_palette()[0])
-    axes.set(xlabel="median latency per image (ms, LiteRT on this CPU; bar: IQR)", ylabel="variant (kernels)", title="Single-image latency")
+    axes.barh(
+        labels,
+        [r["latency_ms"]["median"] for r in ordered],
+        xerr=[r["latency_ms"]["iqr"] / 2 for r in ordered],
+        color=sns.color_palette()[0],
+    )
+    axes.set(
+        xlabel="median latency per image (ms, LiteRT on this CPU; bar: IQR)",
+        ylabel="variant (kernels)",
+        title="Single-image latency",
+    )
     axes.tick_params(axis="y", labelsize=7)
     _save(figure, path)
 
 
 def accuracy_vs_sparsity(rows: list[dict[str, Any]], path: Path) -> None:
-    frame = pd.DataFrame([{"sparsity": 100 * r["sparsity_target"], "accuracy": 100 * r["accuracy"], "format": r["format"]}
-                          for r in rows if r["model"] == "baseline" or r["model"].startswith("pruned/")])
+    frame = pd.DataFrame(
+        [
+            {"sparsity": 100 * r["sparsity_target"], "accuracy": 100 * r["accuracy"], "format": r["format"]}
+            for r in rows
+            if r["model"] == "baseline" or r["model"].startswith("pruned/")
+        ]
+    )
     figure, axes = plt.subplots(figsize=(7, 5))
     sns.lineplot(data=frame, x="sparsity", y="accuracy", hue="format", marker="o", ax=axes)
-    axes.set(xlabel="target sparsity of Conv2D/Dense kernels (%)", ylabel="test accuracy (%)", title="Accuracy vs pruning sparsity")
+    axes.set(
+        xlabel="target sparsity of Conv2D/Dense kernels (%)",
+        ylabel="test accuracy (%)",
+        title="Accuracy vs pruning sparsity",
+    )
     _save(figure, path)
 
 
@@ -69,12 +105,33 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
     for name, folder in live_folders.items():
         for tsv in (folder / "plots" / "metrics").glob("*/*.tsv"):
             frame = pd.read_csv(tsv, sep="\t")
-            frames.append(pd.DataFrame({"epoch": frame["step"] + 1, "value": frame.iloc[:, -1], "metric": tsv.stem, "split": tsv.parent.name, "run": name}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "epoch": frame["step"] + 1,
+                        "value": frame.iloc[:, -1],
+                        "metric": tsv.stem,
+                        "split": tsv.parent.name,
+                        "run": name,
+                    }
+                )
+            )
     if not frames:
         return
     data = pd.concat(frames)
     data = data[data["metric"].isin(["loss", "accuracy"])]
-    grid = sns.relplot(data=data, x="epoch", y="value", hue="run", style="split", col="metric", kind="line", marker="o", facet_kws={"sharey": False}, height=4)
+    grid = sns.relplot(
+        data=data,
+        x="epoch",
+        y="value",
+        hue="run",
+        style="split",
+        col="metric",
+        kind="line",
+        marker="o",
+        facet_kws={"sharey": False},
+        height=4,
+    )
     grid.set_axis_labels("epoch", "value")
     grid.figure.suptitle("Training and fine-tuning curves", y=1.02)
     grid.savefig(path, dpi=120, bbox_inches="tight")

@@ -1,4 +1,5 @@
 """Atomic writes, JSON metrics and the error boundary every stage runs inside."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 class UserError(Exception):
@@ -26,7 +28,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create folder {target.parent}: {error.strerror}; check the path and its permissions") from None
+        raise UserError(
+            f"cannot create folder {target.parent}: {error.strerror}; check the path and its permissions"
+        ) from None
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied; make it writable or choose another path")
     # A stage killed mid-write (SIGKILL skips every cleanup) leaves its temporary behind; sweep it now.

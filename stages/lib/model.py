@@ -1,4 +1,8 @@
-"""The classifier (backbone -> GlobalMaxPooling2D -> Dense -> BatchNorm -> Dropout -> sigmoid): build, freeze, save, load."""
+"""The classifier (backbone -> GlobalMaxPooling2D -> Dense -> BatchNorm -> Dropout -> sigmoid).
+
+Build, freeze, save, load.
+"""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +16,9 @@ import tf_keras as keras
 
 from stages.lib.backbones import backbone_features, load_lite0_weights
 from stages.lib.io import UserError
+from stages.lib.paths import META_FILE, MODEL_FILE, PROBABILITIES_FILE
 
 HEAD_LAYERS = ("head_pool", "head_dense", "head_bn", "head_relu", "head_dropout", "head_output")
-MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
 
 
 def seed_everything(seed: int) -> None:
@@ -31,7 +35,9 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_classifier(image_size: int, backbone: str, weights: str | None, dense_units: int, dropout: float) -> keras.Model:
+def build_classifier(
+    image_size: int, backbone: str, weights: str | None, dense_units: int, dropout: float
+) -> keras.Model:
     """One flat functional model taking raw 0-255 pixels and returning P(class 1)."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = backbone_features(inputs, backbone, weights)
@@ -69,7 +75,9 @@ def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bo
         else:
             block = _block_index(layer.name)
             in_range = block is not None and block >= from_block
-            layer.trainable = in_range or layer.name.startswith("top") or (from_block == 0 and layer.name.startswith("stem"))
+            layer.trainable = (
+                in_range or layer.name.startswith("top") or (from_block == 0 and layer.name.startswith("stem"))
+            )
 
 
 def binary_metrics() -> list[Any]:
@@ -81,14 +89,16 @@ def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
     accuracies = [((probabilities >= t) == labels).mean() for t in candidates]
     best = max(accuracies)
-    return float(min((t for t, a in zip(candidates, accuracies) if a == best), key=lambda t: abs(t - 0.5)))
+    return float(min((t for t, a in zip(candidates, accuracies, strict=True) if a == best), key=lambda t: abs(t - 0.5)))
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
 
 
-def threshold_and_test_probabilities(model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray) -> tuple[float, np.ndarray]:
+def threshold_and_test_probabilities(
+    model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray
+) -> tuple[float, np.ndarray]:
     """The decision threshold chosen on validation, and the model's test-split probabilities."""
     return best_threshold(predict(model, validation[0]), validation[1]), predict(model, test_images)
 
@@ -100,7 +110,10 @@ def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilit
 
 
 def save_predictions(folder: Path, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
-    """The part of a model folder evaluation reads: metadata and test-split probabilities (the QAT model has no Keras file)."""
+    """The part of a model folder evaluation reads: metadata and test-split probabilities.
+
+    The QAT model has no Keras file.
+    """
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     np.save(folder / PROBABILITIES_FILE, test_probabilities)
 

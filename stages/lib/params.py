@@ -1,11 +1,15 @@
 """Load and validate `params.yaml` once; every error names the key, the value and what is allowed."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
+from stages.lib import trace
 from stages.lib.io import UserError
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
@@ -27,6 +31,7 @@ def integer(low: int, high: int | None = None) -> Check:
     def check(key: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             _fail(key, value, f"expected an integer >= {low}" + (f" and <= {high}" if high is not None else ""))
+
     return check
 
 
@@ -35,7 +40,10 @@ def number(low: float, high: float, low_open: bool = False, high_open: bool = Fa
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
         if not ok:
-            _fail(key, value, f"expected a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+            _fail(
+                key, value, f"expected a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            )
+
     return check
 
 
@@ -43,6 +51,7 @@ def one_of(*choices: Any) -> Check:
     def check(key: str, value: Any) -> None:
         if value not in choices:
             _fail(key, value, "expected one of " + ", ".join(repr(c) for c in choices))
+
     return check
 
 
@@ -60,6 +69,7 @@ def optional(inner: Check) -> Check:
     def check(key: str, value: Any) -> None:
         if value is not None:
             inner(key, value)
+
     return check
 
 
@@ -71,15 +81,26 @@ def list_of(inner: Check, unique: bool = True) -> Check:
             inner(f"{key}[{index}]", item)
         if unique and len(set(value)) != len(value):
             _fail(key, value, "expected no duplicate values")
+
     return check
+
+
+TARGET_SCHEMA = {
+    "description": text,
+    "sram_bytes": integer(1),
+    "psram_bytes": integer(0),
+    "flash_bytes": integer(1),
+    "ram_reserve_bytes": integer(0),
+    "flash_reserve_bytes": integer(0),
+    "flash_images": integer(1, 2),
+}
 
 
 def targets(key: str, value: Any) -> None:
     if not isinstance(value, dict) or not value:
-        _fail(key, value, "expected a mapping of target name to {description, sram_bytes, psram_bytes, flash_bytes}")
-    target_schema = {"description": text, "sram_bytes": integer(1), "psram_bytes": integer(0), "flash_bytes": integer(1)}
+        _fail(key, value, "expected a mapping of board name to {" + ", ".join(TARGET_SCHEMA) + "}")
     for name, target in value.items():
-        _validate(target, target_schema, f"{key}.{name}")
+        _validate(target, TARGET_SCHEMA, f"{key}.{name}")
 
 
 SCHEMA: dict[str, Any] = {
@@ -87,9 +108,14 @@ SCHEMA: dict[str, Any] = {
     "data": {
         "source": text,
         "task": one_of(*TASKS),
+        "positive_class": text,
         "image_size": integer(32, 1024),
         "max_images_per_class": optional(integer(4)),
-        "split": {"train": number(0, 1, True, True), "validation": number(0, 1, True, True), "test": number(0, 1, True, True)},
+        "split": {
+            "train": number(0, 1, True, True),
+            "validation": number(0, 1, True, True),
+            "test": number(0, 1, True, True),
+        },
     },
     "model": {
         "backbone": one_of(*BACKBONES),
@@ -115,10 +141,13 @@ SCHEMA: dict[str, Any] = {
         "min_layer_weights": integer(0),
         "epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
+        "mask_updates": integer(1),
+        "ramp_fraction": number(0, 1, low_open=True),
     },
     "deploy": {
         "method": one_of(*DEPLOY_METHODS),
         "clusters": integer(2, 256),
+        "cluster_epochs": integer(0),
         "qat_epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
     },
@@ -129,7 +158,18 @@ SCHEMA: dict[str, Any] = {
     },
     "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
     "micro": {"test_images": optional(integer(1))},
-    "report": {"accuracy_floor": number(0, 1), "targets": targets},
+    "report": {
+        "bootstrap_resamples": integer(100),
+        "size_tolerance": number(0, 1),
+        "accuracy_floor": number(0, 1),
+        "claims": {
+            "reference_baseline_accuracy": number(0, 1, low_open=True),
+            "small_cost_pp": number(0, 100),
+            "faster_ratio": number(1, 100),
+            "high_accuracy": number(0, 1),
+        },
+        "targets": targets,
+    },
 }
 
 
@@ -155,8 +195,18 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     split = params["data"]["split"]
     if abs(sum(split.values()) - 1.0) > 1e-6:
         _fail("data.split", split, "expected train + validation + test to sum to 1")
+    if params["prune"]["sparsity"] not in params["prune"]["sweep"]:
+        _fail(
+            "prune.sparsity",
+            params["prune"]["sparsity"],
+            f"expected one of `prune.sweep` {params['prune']['sweep']}: deploy starts from that pruned model",
+        )
     if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":
-        _fail("model.weights", "bundled", "bundled weights exist only for `model.backbone: efficientnet_lite0`; use `imagenet` (online) or null")
+        _fail(
+            "model.weights",
+            "bundled",
+            "bundled weights exist only for `model.backbone: efficientnet_lite0`; use `imagenet` (online) or null",
+        )
     return params
 
 
@@ -164,9 +214,17 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read and validate the params file."""
     try:
         with open(path, encoding="utf-8") as handle:
-            params = yaml.safe_load(handle)
+            params = read_yaml(handle.read())
     except FileNotFoundError:
         raise UserError(f"{path} not found; run from the repository root") from None
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return validate(params)
+    return trace.RecordingDict(validate(params))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML 1.2, as DVC writes it: `3e-05` (what `dvc exp run -S x=0.00003` stores) is a float.
+
+    PyYAML implements YAML 1.1, where a float needs a dot (`3.0e-05`), and reads `3e-05` as a string.
+    """
+    return YAML(typ="safe", pure=True).load(text)

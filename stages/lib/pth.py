@@ -4,6 +4,7 @@ A `.pth` file is a pickle, and an unrestricted `pickle.load` runs whatever code 
 This reader resolves only the globals a plain state_dict needs (storage types, the tensor-rebuild
 function, OrderedDict) and refuses every other one before it can run.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -42,10 +43,31 @@ class _LazyTensor:
         self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
 
     def materialize(self) -> np.ndarray:
-        flat = self.storage.array[self.offset:]
+        self.check_bounds()
+        flat = self.storage.array[self.offset :]
         item = flat.itemsize
         view = np.lib.stride_tricks.as_strided(flat, shape=self.shape, strides=tuple(s * item for s in self.stride))
         return np.array(view)
+
+    def check_bounds(self) -> None:
+        """Refuse a shape, stride or offset that would read outside the storage (`as_strided` does not check)."""
+        size = len(self.storage.array)
+        valid = (
+            isinstance(self.offset, int)
+            and self.offset >= 0
+            and len(self.shape) == len(self.stride)
+            and all(isinstance(v, int) and v >= 0 for v in (*self.shape, *self.stride))
+        )
+        if valid and all(self.shape):
+            last = self.offset + sum((extent - 1) * step for extent, step in zip(self.shape, self.stride, strict=True))
+            valid = last < size
+        elif valid:
+            valid = self.offset <= size
+        if not valid:
+            raise ValueError(
+                f"tensor with shape {self.shape}, stride {self.stride} and offset {self.offset} reads outside its "
+                f"storage of {size} values: a corrupt or crafted checkpoint; use an untouched copy of the file"
+            )
 
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, shape: tuple, stride: tuple, *_ignored: Any) -> _LazyTensor:
@@ -92,7 +114,9 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read a legacy-format PyTorch state_dict into numpy arrays, without torch and without running code."""
     with open(path, "rb") as handle:
         if _load_value(handle) != MAGIC_NUMBER:
-            raise ValueError(f"{path}: not a legacy PyTorch file (magic number mismatch; zip-format files are not supported)")
+            raise ValueError(
+                f"{path}: not a legacy PyTorch file (magic number mismatch; zip-format files are not supported)"
+            )
         if _load_value(handle) != PROTOCOL_VERSION:
             raise ValueError(f"{path}: unsupported PyTorch protocol version")
         _load_value(handle)  # system info: endianness and type sizes

@@ -1,29 +1,33 @@
-"""Fitting shared by train, prune and deploy: compile, fit on seeded batches, log curves to DVCLive."""
+"""Fitting shared by train, prune and deploy: compile, fit on seeded batches, log curves to DVCLive.
+
+No compression code here: `train` imports this module, and editing tfmot code must not retrain the baseline."""
+
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tf_keras as keras
 from dvclive import Live
 
-from stages.lib import compress, data, model as model_lib, variants
+from stages.lib import data
+from stages.lib import model as model_lib
 
-PREPARED = "data/prepared"
 
-
-def open_live(folder: str) -> Live:
+def open_live(folder: str | Path) -> Live:
     """A DVCLive logger that never rewrites dvc.yaml nor creates experiments behind DVC's back."""
     return Live(folder, dvcyaml=None, save_dvc_exp=False, report=None)
 
 
-def live_callback(live: Live, prefix: str = "") -> keras.callbacks.Callback:
+def live_callback(live: Live) -> keras.callbacks.Callback:
     """Log every epoch's Keras logs (loss, accuracy, auc, val_*) as one DVCLive step."""
+
     def log_epoch(_epoch: int, logs: dict[str, float]) -> None:
         for name, value in logs.items():
             split = "validation" if name.startswith("val_") else "train"
-            live.log_metric(f"{prefix}{split}/{name.removeprefix('val_')}", float(value))
+            live.log_metric(f"{split}/{name.removeprefix('val_')}", float(value))
         live.next_step()
 
     return keras.callbacks.LambdaCallback(on_epoch_end=log_epoch)
@@ -44,7 +48,9 @@ def fit(
     initial_epoch: int = 0,
 ) -> keras.callbacks.History:
     """Compile with Adam and binary cross-entropy, then fit for `epochs` more epochs."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=model_lib.binary_metrics())
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=model_lib.binary_metrics()
+    )
     images, labels = train
     dataset = data.training_dataset(images, labels, batch_size, augment, seed + initial_epoch)
     return model.fit(
@@ -70,22 +76,3 @@ def cosine_schedule(learning_rate: float, steps: int) -> Any:
 
 def class_weights(params: dict[str, Any], labels: np.ndarray) -> dict[int, float] | None:
     return data.class_weights(labels) if params["train"]["class_weight"] == "balanced" else None
-
-
-def prune_baseline(params: dict, sparsity: float, live_folder: str) -> tuple[keras.Model, dict[str, float]]:
-    """The baseline pruned to `sparsity` and fine-tuned, stripped of its wrappers; plus its measured sparsity."""
-    seed = params["seed"]
-    model_lib.seed_everything(seed)
-    train, validation = data.load_split(PREPARED, "train"), data.load_split(PREPARED, "validation")
-    model, _ = model_lib.load(variants.keras_folder("baseline"))
-    model_lib.set_trainable(model, from_block=0)
-    config, batch_size = params["prune"], params["train"]["batch_size"]
-    total_steps = config["epochs"] * steps_per_epoch(len(train[1]), batch_size)
-    pruned = compress.prune(model, sparsity, total_steps, config["min_layer_weights"])
-    live = open_live(live_folder)
-    fit(pruned, train, validation, epochs=config["epochs"], learning_rate=config["learning_rate"], batch_size=batch_size,
-        augment=params["train"]["augment"], seed=seed, class_weight=class_weights(params, train[1]),
-        callbacks=compress.pruning_callbacks() + [live_callback(live)])
-    live.end()
-    stripped = compress.strip_pruning(pruned)
-    return stripped, compress.weight_sparsity(stripped)

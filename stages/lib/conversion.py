@@ -1,0 +1,34 @@
+"""Keras to TFLite: the four formats the report compares, and TFLite's sparse encoding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+
+def convert(model: Any, fmt: str, representative: np.ndarray | None = None, sparse: bool = False) -> bytes:
+    """Convert a Keras model to one TFLite format: float32, float16, dynamic (int8 weights) or int8 (full integer)."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if fmt == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif fmt == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif fmt == "int8":
+        if representative is None or not len(representative):
+            raise ValueError("full-integer int8 conversion needs representative images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [image[None].astype(np.float32)] for image in tqdm(representative, desc="int8 calibration", unit="image")
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif fmt != "float32":
+        raise ValueError(f"unknown TFLite format {fmt!r}")
+    if sparse:
+        converter.optimizations = list(converter.optimizations) + [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    return converter.convert()

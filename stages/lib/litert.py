@@ -1,0 +1,137 @@
+"""Running a `.tflite` with the LiteRT interpreter (never TensorFlow), and reading what the file holds."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+
+# ai-edge-litert is the maintained successor of tflite-runtime, whose last release fails under numpy 2.
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from tqdm import tqdm
+
+from stages.lib.io import UserError
+
+COMPRESSION = "gzip -9 (DEFLATE), as tfmot's guides measure compressed size"
+
+
+def compressed_size(data: bytes) -> int:
+    """Size after gzip -9 with a fixed header time, so the number repeats run to run."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def open_interpreter(path: str | Path, num_threads: int) -> tuple[Interpreter, str]:
+    """A ready interpreter and the kernels it runs on: XNNPACK, or LiteRT's built-in kernels as a fallback.
+
+    XNNPACK cannot run sparse int8 or dynamic-range models, and says so at allocate_tensors() or only
+    at the first invoke(), so the probe is a real invoke on zeros.
+    """
+    if not Path(path).exists():
+        raise UserError(f"{path} is missing; run its convert stage (`dvc repro`)")
+    content = Path(path).read_bytes()
+    for resolver, kernels in (
+        (OpResolverType.AUTO, "xnnpack"),
+        (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, "builtin"),
+    ):
+        interpreter = Interpreter(
+            model_content=content, num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
+        detail = interpreter.get_input_details()[0]
+        try:
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
+            interpreter.invoke()
+            return interpreter, kernels
+        except RuntimeError:
+            continue
+    raise RuntimeError(f"{path}: neither XNNPACK nor the built-in kernels could run this model")
+
+
+def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
+    """Raw 0-255 pixels in the model's input type (int8 inputs use the model's own scale and zero point)."""
+    if detail["dtype"] == np.int8:
+        scale, zero_point = detail["quantization"]
+        return np.clip(np.round(images / scale + zero_point), -128, 127).astype(np.int8)
+    return images.astype(detail["dtype"])
+
+
+def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.int8:
+        scale, zero_point = detail["quantization"]
+        return (values.astype(np.float32) - zero_point) * scale
+    return values.astype(np.float32)
+
+
+def predict(interpreter: Interpreter, images: np.ndarray, description: str = "LiteRT") -> np.ndarray:
+    """P(class 1) for each image, one invoke per image (the way a device runs it)."""
+    input_detail, output_detail = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    probabilities = np.empty(len(images), dtype=np.float32)
+    for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2)):
+        interpreter.set_tensor(input_detail["index"], quantize_input(image[None].astype(np.float32), input_detail))
+        interpreter.invoke()
+        probabilities[index] = dequantize_output(interpreter.get_tensor(output_detail["index"]), output_detail).reshape(
+            -1
+        )[0]
+    return probabilities
+
+
+def latency_ms(interpreter: Interpreter, image: np.ndarray, runs: int) -> dict[str, float]:
+    """Median and spread of single-image invoke() times, after a warm-up."""
+    input_detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(input_detail["index"], quantize_input(image[None].astype(np.float32), input_detail))
+    for _ in range(3):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - start) * 1000.0)
+    p10, p25, median, p75, p90 = np.percentile(times, [10, 25, 50, 75, 90])
+    return {
+        "median": float(median),
+        "p10": float(p10),
+        "p25": float(p25),
+        "p75": float(p75),
+        "p90": float(p90),
+        "iqr": float(p75 - p25),
+        "runs": runs,
+    }
+
+
+def reference_interpreter(path: str | Path) -> Interpreter:
+    """LiteRT with its reference kernels: the plain arithmetic TFLite Micro's reference kernels also follow."""
+    interpreter = Interpreter(
+        model_content=Path(path).read_bytes(), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def io_types(path: str | Path) -> tuple[str, str]:
+    """The input and output dtypes of a `.tflite` (e.g. ('int8', 'int8') for full-integer models)."""
+    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    return interpreter.get_input_details()[0]["dtype"].__name__, interpreter.get_output_details()[0]["dtype"].__name__
+
+
+def tflite_weight_sparsity(path: str | Path) -> float:
+    """Fraction of zeros in the constant tensors of rank >= 2 (the conv and dense kernels) of a `.tflite`.
+
+    One denominator for every variant: all conv, depthwise and dense kernels in the file.
+
+    Before `allocate_tensors()` only constant tensors hold data; reading an activation raises, which
+    is how they are told apart.
+    """
+    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    zeros = total = 0
+    for detail in interpreter.get_tensor_details():
+        if len(detail["shape"]) < 2:
+            continue
+        try:
+            values = interpreter.get_tensor(detail["index"])
+        except ValueError:
+            continue
+        zeros += int((values == 0).sum())
+        total += values.size
+    return zeros / total if total else 0.0

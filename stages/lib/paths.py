@@ -1,0 +1,72 @@
+"""Where every artifact lives and what each model variant is called, so the stages and the report agree.
+
+No heavy imports here: a stage that needs only a path must not depend on TensorFlow code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PREPARED = Path("data/prepared")
+MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
+MICRO_FOLDER, MICRO_METRICS, C_ARRAY_NAME = Path("models/micro"), Path("metrics/micro.json"), "edge_model"
+TRAIN_METRICS, DEPLOY_METRICS, PREPARE_METRICS = (
+    Path("metrics/train.json"),
+    Path("metrics/deploy.json"),
+    Path("metrics/prepare.json"),
+)
+REPORT, SUMMARY, REPORT_FIGURES = Path("metrics/report.md"), Path("metrics/summary.json"), Path("plots/report")
+
+
+def keras_folder(model: str) -> Path:
+    """`baseline`, `pruned/0.5` or `deploy` -> its folder under models/."""
+    return Path("models") / model
+
+
+def tflite_path(model: str, fmt: str) -> Path:
+    return Path("models/tflite") / model / f"{fmt}.tflite"
+
+
+def convert_metrics_path(model: str, fmt: str) -> Path:
+    return Path("metrics/convert") / model / f"{fmt}.json"
+
+
+def evaluate_metrics_path(model: str, fmt: str) -> Path:
+    return Path("metrics/evaluate") / model / f"{fmt}.json"
+
+
+def confusion_path(model: str, fmt: str) -> Path:
+    return Path("plots/confusion") / model / f"{fmt}.json"
+
+
+def prune_metrics_path(sparsity: float) -> Path:
+    return Path("metrics/prune") / f"{sparsity}.json"
+
+
+def live_folder(stage: str) -> Path:
+    """DVCLive's folder of a training stage: `train`, `prune/0.5`, `deploy/qat`, ..."""
+    return Path("dvclive") / stage
+
+
+def pruned_model(sparsity: float) -> str:
+    return f"pruned/{sparsity}"
+
+
+def variant_name(model: str, fmt: str) -> str:
+    """`pruned/0.5` + `int8` -> `pruned_50_int8`: no dot in a metric key, so DVC never reads it as nesting."""
+    if model.startswith("pruned/"):
+        model = f"pruned_{round(float(model.split('/', 1)[1]) * 100):g}"
+    return f"{model}_{fmt}"
+
+
+def variants(params: dict) -> list[tuple[str, str]]:
+    """Every (model, format) the pipeline evaluates under these params: the report's rows, in order.
+
+    Built from params, never from the files on disk: DVC leaves the outputs of stages that left the DAG.
+    """
+    formats, sparse = params["convert"]["formats"], params["convert"]["sparse_formats"]
+    rows = [("baseline", fmt) for fmt in formats]
+    for sparsity in params["prune"]["sweep"]:
+        rows += [(pruned_model(sparsity), fmt) for fmt in formats]
+        rows += [(pruned_model(sparsity), f"{fmt}_sparse") for fmt in sparse]
+    return rows + [("deploy", "int8")]

@@ -1,0 +1,78 @@
+"""The report's rows: one per variant the params define, joined from that variant's convert, evaluate and
+per-image files. Never globbed from disk: DVC leaves the outputs of stages that left the DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.lib import paths
+from stages.lib.io import UserError, read_json
+
+FORMAT_NOTES = {
+    "float32": "full precision",
+    "float16": "float16 weights, float math",
+    "dynamic": "int8 weights, float activations",
+    "int8": "int8 weights and activations",
+    "int8_sparse": "int8, TFLite sparse tensor encoding",
+}
+
+
+def _read(path: Any) -> Any:
+    if not path.exists():
+        raise UserError(f"{path} is missing; run `dvc repro` (the report reads every variant params.yaml defines)")
+    return read_json(path)
+
+
+def _sparsity_target(model: str, params: dict[str, Any]) -> float:
+    if model.startswith("pruned/"):
+        return float(model.split("/", 1)[1])
+    return params["prune"]["sparsity"] if model == "deploy" else 0.0
+
+
+def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Join each variant's evaluate, convert (or deploy) and per-image results into one row."""
+    rows = []
+    for model, fmt in paths.variants(params):
+        evaluation = _read(paths.evaluate_metrics_path(model, fmt))
+        if model == "deploy":
+            size = _read(paths.DEPLOY_METRICS)
+            method, clusters = params["deploy"]["method"], params["deploy"]["clusters"]
+            note = f"pruned {params['prune']['sparsity']:.0%} + {method.upper()} int8"
+            note += f" ({clusters} clusters)" if method == "pcqat" else ""
+        else:
+            size = _read(paths.convert_metrics_path(model, fmt))
+            note = FORMAT_NOTES.get(fmt, fmt)
+        sparsity_target = _sparsity_target(model, params)
+        pruned_layers = None
+        if model.startswith("pruned/"):
+            pruned_layers = _read(paths.prune_metrics_path(sparsity_target))["sparsity_measured"]["prunable"]
+        elif model == "deploy":
+            pruned_layers = size["sparsity_after_pruning"]["prunable"]
+        predictions = _read(paths.confusion_path(model, fmt))
+        rows.append(
+            {
+                "variant": evaluation["variant"],
+                "model": model,
+                "format": fmt,
+                "note": note,
+                "sparsity_target": sparsity_target,
+                "kernel_zeros_in_file": evaluation["kernel_zeros_in_file"],
+                "zeros_in_pruned_layers": pruned_layers,
+                "accuracy": evaluation["accuracy"],
+                "accuracy_ci95": [evaluation["accuracy_ci95_low"], evaluation["accuracy_ci95_high"]],
+                "balanced_accuracy": evaluation["balanced_accuracy"],
+                "roc_auc": evaluation["roc_auc"],
+                "agreement_with_keras_baseline": evaluation["agreement_with_keras_baseline"],
+                "latency_ms": evaluation["latency_ms"],
+                "kernels": evaluation["kernels"],
+                "size_bytes": size["size_bytes"],
+                "compressed_bytes": size["compressed_bytes"],
+                "tflm_arena_bytes": evaluation.get("tflm_arena_bytes"),
+                "correct": [int(p["actual"] == p["predicted"]) for p in predictions],
+            }
+        )
+    return rows
+
+
+def find(rows: list[dict[str, Any]], variant: str) -> dict[str, Any] | None:
+    return next((row for row in rows if row["variant"] == variant), None)

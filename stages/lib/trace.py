@@ -1,0 +1,75 @@
+"""What a stage run reads — params keys and files — so a test can check that dvc.yaml declares exactly that.
+
+Off unless EDGE_OPT_TRACE_DIR names a folder; then each process writes one JSON file there at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ENV = "EDGE_OPT_TRACE_DIR"
+PARAMS_READ: set[str] = set()
+FILES_READ: set[str] = set()
+_IGNORED = ("stages/", ".dvc/", ".git/", ".venv/", "params.yaml", "dvc.yaml", "dvc.lock")
+
+
+class RecordingDict(dict):
+    """A params mapping that records the dotted path of every key read from it."""
+
+    def __init__(self, values: dict, prefix: str = "") -> None:
+        super().__init__(values)
+        self._prefix = prefix
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        path = f"{self._prefix}{key}"
+        PARAMS_READ.add(path)
+        return RecordingDict(value, f"{path}.") if isinstance(value, dict) else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+def params_read() -> list[str]:
+    """The keys read, most specific only (`train.batch_size`, not also `train`)."""
+    return sorted(p for p in PARAMS_READ if not any(q.startswith(f"{p}.") for q in PARAMS_READ))
+
+
+def _on_audit(event: str, args: tuple) -> None:
+    if event != "open" or not isinstance(args[0], (str, Path)):
+        return
+    path, mode, flags = args
+    reading = ("r" in mode and "+" not in mode) if mode else (flags or 0) & os.O_ACCMODE == os.O_RDONLY
+    if reading:
+        FILES_READ.add(os.path.abspath(path))
+
+
+def _write(folder: Path) -> None:
+    root = Path.cwd()
+    files = set()
+    for path in FILES_READ:
+        relative = os.path.relpath(path, root)
+        if not relative.startswith(("..", *_IGNORED)) and Path(path).is_file():
+            files.add(relative)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    record = {
+        "module": spec.name if spec else sys.argv[0],
+        "args": sys.argv[1:],
+        "params": params_read(),
+        "files": sorted(files),
+    }
+    (folder / f"{os.getpid()}.json").write_text(json.dumps(record, indent=1))
+
+
+def start() -> None:
+    """Record reads from now on and write them at exit, when EDGE_OPT_TRACE_DIR is set."""
+    folder = os.environ.get(ENV)
+    if folder:
+        sys.addaudithook(_on_audit)
+        atexit.register(_write, Path(folder))

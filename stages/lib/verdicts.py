@@ -1,0 +1,156 @@
+"""The reference report's conclusions, one claim per row, each decided by a statistic with three outcomes:
+supported, not supported, or inconclusive at this test size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.lib.comparison import BASELINE, paired
+from stages.lib.rows import find
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED = "supported", "not supported", "inconclusive", "not testable here"
+
+
+def _interval(change: dict[str, float]) -> str:
+    return f"{change['pp']:+.1f} pp (95 % CI {change['low_pp']:+.1f} to {change['high_pp']:+.1f})"
+
+
+def costs_little(change: dict[str, float], margin_pp: float) -> str:
+    """Non-inferiority: the whole interval above -margin is supported, the whole interval below it is not."""
+    if change["low_pp"] > -margin_pp:
+        return SUPPORTED
+    return NOT_SUPPORTED if change["high_pp"] < -margin_pp else INCONCLUSIVE
+
+
+def declines(change: dict[str, float]) -> str:
+    """A drop: the whole interval below zero is supported, an interval at or above zero is not."""
+    if change["high_pp"] < 0:
+        return SUPPORTED
+    return NOT_SUPPORTED if change["low_pp"] >= 0 else INCONCLUSIVE
+
+
+def above(interval: list[float], threshold: float) -> str:
+    """An accuracy above a threshold: its whole 95 % interval above it, or below it."""
+    if interval[0] > threshold:
+        return SUPPORTED
+    return NOT_SUPPORTED if interval[1] < threshold else INCONCLUSIVE
+
+
+def faster(reference: dict[str, float], other: dict[str, float], ratio: float) -> str:
+    """`other` runs `ratio`x faster: supported when its slow quartile beats the reference's fast quartile by the
+    ratio, not supported when its median does not beat the reference's median by it, else inconclusive."""
+    if other["p75"] * ratio < reference["p25"]:
+        return SUPPORTED
+    return NOT_SUPPORTED if other["median"] * ratio >= reference["median"] else INCONCLUSIVE
+
+
+def _speed(reference: dict[str, Any], other: dict[str, Any]) -> str:
+    ratio = reference["latency_ms"]["median"] / other["latency_ms"]["median"]
+    return (
+        f"median {other['latency_ms']['median']:.2f} ms "
+        f"(IQR {other['latency_ms']['p25']:.2f}-{other['latency_ms']['p75']:.2f}) "
+        f"vs {reference['latency_ms']['median']:.2f} ms ({reference['latency_ms']['p25']:.2f}-"
+        f"{reference['latency_ms']['p75']:.2f}): {ratio:.2f}x"
+    )
+
+
+def translated_accuracy(claimed: float, reference_baseline: float, our_baseline: float) -> float:
+    """An absolute accuracy claimed against the reference baseline, moved by the difference of the baselines."""
+    return claimed - reference_baseline + our_baseline
+
+
+def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, str]]:
+    """Each claim of the reference report with our evidence and a verdict computed from the rows."""
+    claims, resamples, seed = params["report"]["claims"], params["report"]["bootstrap_resamples"], params["seed"]
+    margin, ratio, tolerance = claims["small_cost_pp"], claims["faster_ratio"], params["report"]["size_tolerance"]
+    base = find(rows, BASELINE)
+    out = []
+
+    def add(claim: str, evidence: str, verdict: str) -> None:
+        out.append({"claim": claim, "evidence": evidence, "verdict": verdict})
+
+    for fmt in ("float16", "dynamic", "int8"):
+        row = find(rows, f"baseline_{fmt}")
+        if row:
+            change = row["accuracy_change"]
+            add(
+                f"{fmt} quantization costs less than {margin:g} pp accuracy.",
+                f"{_interval(change)}, McNemar p {change['mcnemar_p']:.2f}",
+                costs_little(change, margin),
+            )
+    for fmt in ("float16", "int8"):
+        row = find(rows, f"baseline_{fmt}")
+        if row:
+            add(
+                f"{fmt} runs at least {ratio:g}x faster than float32 (LiteRT, this CPU).",
+                _speed(base, row),
+                faster(base["latency_ms"], row["latency_ms"], ratio),
+            )
+
+    pruned = sorted(
+        (r for r in rows if r["model"].startswith("pruned/") and r["format"] == "float32"),
+        key=lambda r: r["sparsity_target"],
+    )
+    for row in (r for r in pruned if r["sparsity_target"] <= 0.7):
+        change = row["accuracy_change"]
+        add(
+            f"Pruning to {row['sparsity_target']:.0%} costs less than {margin:g} pp accuracy.",
+            f"{_interval(change)}, McNemar p {change['mcnemar_p']:.2f}",
+            costs_little(change, margin),
+        )
+    moderate = [r for r in pruned if r["sparsity_target"] <= 0.7]
+    for row in (r for r in pruned if r["sparsity_target"] > 0.7):
+        if not moderate:
+            add(
+                f"Accuracy declines from ~70 % to {row['sparsity_target']:.0%} sparsity.",
+                "needs a sweep point at or below 70 %",
+                UNTESTED,
+            )
+            continue
+        anchor = moderate[-1]
+        change = paired(anchor, row, resamples, seed)
+        add(
+            f"Accuracy declines from {anchor['sparsity_target']:.0%} to {row['sparsity_target']:.0%} sparsity.",
+            f"{row['sparsity_target']:.0%} minus {anchor['sparsity_target']:.0%}: {_interval(change)}",
+            declines(change),
+        )
+    for row in pruned:
+        raw_same = abs(row["size_bytes"] - base["size_bytes"]) <= tolerance * base["size_bytes"]
+        smaller = row["compressed_bytes"] * (1 + tolerance) < base["compressed_bytes"]
+        add(
+            f"Pruning to {row['sparsity_target']:.0%} shrinks the file only after compression.",
+            f"raw {row['size_reduction']:.2f}x, gzip {row['compressed_reduction']:.2f}x (exact sizes; equal within "
+            f"{tolerance:.0%})",
+            SUPPORTED if raw_same and smaller else NOT_SUPPORTED,
+        )
+        verdict = faster(base["latency_ms"], row["latency_ms"], ratio)
+        add(
+            f"Pruned to {row['sparsity_target']:.0%}, dense kernels run no faster (sparse kernels are needed).",
+            f"{_speed(base, row)} ({row['kernels']})",
+            {SUPPORTED: NOT_SUPPORTED, NOT_SUPPORTED: SUPPORTED}.get(verdict, INCONCLUSIVE),
+        )
+
+    high = translated_accuracy(claims["high_accuracy"], claims["reference_baseline_accuracy"], base["accuracy"])
+    candidates = [find(rows, "pruned_50_int8"), find(rows, "deploy_int8")]
+    for row in (r for r in candidates if r):
+        name = "deploy (the model we ship)" if row["model"] == "deploy" else "pruned 50 % + post-training int8"
+        add(
+            f"{name}: 6-8x smaller than float32 (gzip vs gzip).",
+            f"{row['compressed_reduction']:.1f}x (exact)",
+            SUPPORTED if row["compressed_reduction"] >= 6 else NOT_SUPPORTED,
+        )
+        change = row["accuracy_change"]
+        add(f"{name}: costs less than {margin:g} pp accuracy.", _interval(change), costs_little(change, margin))
+        low, high_ci = row["accuracy_ci95"]
+        add(
+            f"{name}: accuracy above {claims['high_accuracy']:.0%} (reference scale), i.e. above {high:.1%} on ours.",
+            f"{row['accuracy']:.1%} (95 % CI {low:.1%}-{high_ci:.1%}); threshold {claims['high_accuracy']:.0%} - "
+            f"{claims['reference_baseline_accuracy']:.0%} + our baseline {base['accuracy']:.1%}",
+            above(row["accuracy_ci95"], high),
+        )
+    add(
+        "Float16 suits GPUs/NPUs when accuracy is critical.",
+        "our evaluation runs LiteRT on a CPU; no GPU or NPU delegate was measured",
+        UNTESTED,
+    )
+    return out

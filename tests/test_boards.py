@@ -1,0 +1,41 @@
+"""Board fit: arena + RAM reserve against SRAM (else PSRAM), flash images x model + flash reserve against flash."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.lib import boards
+
+BOARD = {
+    "description": "test board",
+    "sram_bytes": 1000,
+    "psram_bytes": 5000,
+    "flash_bytes": 10000,
+    "ram_reserve_bytes": 100,
+    "flash_reserve_bytes": 1000,
+    "flash_images": 2,
+}
+
+
+@pytest.mark.parametrize(
+    "model_bytes,arena,fits,memory,ram_short,flash_short",
+    [
+        (100, 900, True, "internal SRAM", 0, 0),  # 900 + 100 = 1000: exactly fills SRAM
+        (100, 901, True, "PSRAM", 0, 0),  # one byte more and the reserve pushes the arena to PSRAM
+        (100, 4901, False, "does not fit", 1, 0),
+        (4500, 900, True, "internal SRAM", 0, 0),  # 2 x 4500 + 1000 = 10000: exactly fills flash
+        (4501, 900, False, "internal SRAM", 0, 2),  # two OTA images: one more byte each
+    ],
+)
+def test_fit_counts_reserves_and_images(model_bytes, arena, fits, memory, ram_short, flash_short):
+    fit = boards.fit(model_bytes, arena, BOARD)
+    assert fit["fits"] is fits and fit["arena_memory"] == memory
+    assert fit["ram_shortfall_bytes"] == ram_short and fit["flash_shortfall_bytes"] == flash_short
+    assert fit["flash_needed_bytes"] == 2 * model_bytes + 1000 and fit["ram_needed_bytes"] == arena + 100
+
+
+def test_without_psram_the_sram_is_the_limit():
+    fit = boards.fit(100, 950, BOARD | {"psram_bytes": 0})
+    assert not fit["fits"] and fit["ram_shortfall_bytes"] == 50
+    assert boards.shortfall(fit) == "arena + reserve needs 1,050 B, 50 B more than the RAM"
+    assert boards.shortfall(boards.fit(100, 100, BOARD)) == ""

@@ -1,0 +1,41 @@
+"""Magnitude pruning on the real classifier: sparsity is measured by counting zeros."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import copy_model
+from stages.lib import pruning
+
+
+def test_pruning_reaches_the_target_sparsity(pruned):
+    sparsity = pruning.weight_sparsity(pruned)
+    assert sparsity["conv2d"] == pytest.approx(0.6, abs=0.01)
+    assert sparsity["dense"] == pytest.approx(0.6, abs=0.01)
+    assert sparsity["depthwise_conv2d"] < 0.05  # tfmot does not prune depthwise kernels
+
+
+def test_unpruned_model_has_no_sparsity(tiny_classifier):
+    assert pruning.weight_sparsity(tiny_classifier)["prunable"] < 0.01
+
+
+@pytest.mark.parametrize("total", [1, 3, 49, 147, 1000])
+@pytest.mark.parametrize("updates,ramp", [(20, 0.5), (5, 1.0), (50, 0.25)])
+def test_schedule_ends_on_a_mask_update_within_the_ramp(total, updates, ramp):
+    schedule, end_step = pruning.schedule(0.5, total, updates, ramp)
+    assert 1 <= end_step <= max(total, 1) and end_step % schedule.frequency == 0
+    if total >= 2 * updates:  # room for the ramp: it ends where params say, to within one update
+        assert abs(end_step - ramp * total) <= schedule.frequency
+
+
+def test_small_layers_stay_dense(tiny_classifier):
+    wrapped = pruning.prune(copy_model(tiny_classifier), 0.5, 10, min_weights=16384, mask_updates=20, ramp_fraction=0.5)
+    names = {layer.name for layer in wrapped.layers if type(layer).__name__ == "PruneLowMagnitude"}
+    assert "prune_low_magnitude_top_conv" in names and "prune_low_magnitude_block15_project_conv" in names
+    assert not any(name.endswith(("stem_conv", "block0_project_conv", "head_output")) for name in names)
+
+
+def test_depthwise_layers_are_not_wrapped(tiny_classifier):
+    assert not pruning.prunable(tiny_classifier.get_layer("block1_dw_conv"))
+    assert pruning.prunable(tiny_classifier.get_layer("block1_expand_conv"))
+    assert pruning.prunable(tiny_classifier.get_layer("head_dense"))

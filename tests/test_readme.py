@@ -1,0 +1,28 @@
+"""The README's numbers are the committed run's: its results block is generated from metrics/summary.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_readme_results_block_equals_the_metrics():
+    result = subprocess.run(
+        [sys.executable, "tools/readme_results.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_block_shows_every_variant_of_the_summary():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_results
+
+    summary = json.loads((ROOT / "metrics/summary.json").read_text())
+    text = readme_results.block(summary)
+    # variant rows (the first table's header opens the text), the board table's header, a row per board
+    assert text.count("\n| ") == len(summary["variants"]) + 1 + len(summary["recommendation"])
+    deploy = summary["variants"]["deploy_int8"]
+    assert f"{deploy['accuracy']:.1%}" in text and f"{deploy['compressed_reduction']:.1f}×" in text

@@ -1,0 +1,73 @@
+"""The recommendation: most accurate class of fitting models, smallest flash then arena within a tolerance,
+and the true reason when nothing is recommended."""
+
+from __future__ import annotations
+
+import copy
+
+from conftest import ROOT
+from stages.lib import params as params_lib
+from stages.lib import recommendation
+
+PARAMS = params_lib.load(ROOT / "params.yaml")
+BOARDS = {
+    "big": {
+        "description": "big",
+        "sram_bytes": 512_000,
+        "psram_bytes": 8_000_000,
+        "flash_bytes": 16_000_000,
+        "ram_reserve_bytes": 64_000,
+        "flash_reserve_bytes": 1_000_000,
+        "flash_images": 1,
+    },
+    "small": {
+        "description": "small",
+        "sram_bytes": 256_000,
+        "psram_bytes": 0,
+        "flash_bytes": 1_000_000,
+        "ram_reserve_bytes": 64_000,
+        "flash_reserve_bytes": 200_000,
+        "flash_images": 1,
+    },
+}
+
+
+def _params(**report) -> dict:
+    params = copy.deepcopy(dict(PARAMS))
+    params["report"] = dict(params["report"], targets=BOARDS, **report)
+    return params
+
+
+def _row(variant: str, accuracy: float, size: int, arena: int | None) -> dict:
+    return {"variant": variant, "accuracy": accuracy, "size_bytes": size, "tflm_arena_bytes": arena}
+
+
+def test_size_within_tolerance_lets_accuracy_decide():
+    rows = [_row("baseline_int8", 0.946, 4_295_064, 1_690_896), _row("deploy_int8", 0.940, 4_301_560, 1_690_896)]
+    assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "baseline_int8"
+    # Without tolerance 6,496 bytes (0.15 %) would decide; with it, the sizes are equal and accuracy decides.
+    rows[1]["accuracy"] = 0.95
+    assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "deploy_int8"
+    assert recommendation.recommend(rows, _params(size_tolerance=0.0))["big"]["variant"] == "baseline_int8"
+
+
+def test_a_clearly_smaller_model_wins_when_accuracy_is_close():
+    rows = [_row("large", 0.94, 4_000_000, 1_600_000), _row("small", 0.935, 400_000, 150_000)]
+    advice = recommendation.recommend(rows, _params())
+    assert advice["big"]["variant"] == "small" and advice["small"]["variant"] == "small"
+    rows[1]["accuracy"] = 0.90  # 4 pp worse: outside the 2 pp margin, the accurate model wins where it fits
+    advice = recommendation.recommend(rows, _params())
+    assert advice["big"]["variant"] == "large" and advice["small"]["variant"] == "small"
+
+
+def test_the_reason_names_the_arena_when_it_is_the_cause():
+    rows = [_row("baseline_int8", 0.946, 900_000, 1_690_896), _row("baseline_float32", 0.94, 14_000_000, None)]
+    advice = recommendation.recommend(rows, _params())["small"]
+    assert advice["variant"] is None
+    assert "arena + reserve needs 1,754,896 B, 1,498,896 B more than the RAM" in advice["reason"]
+    assert "85%" not in advice["reason"]
+
+
+def test_the_reason_names_the_floor_when_accuracy_is_the_cause():
+    advice = recommendation.recommend([_row("tiny", 0.70, 100_000, 50_000)], _params())["small"]
+    assert advice["variant"] is None and "below the 85% floor" in advice["reason"]

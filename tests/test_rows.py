@@ -1,0 +1,68 @@
+"""The report's rows come from params, never from whatever files are on disk."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from stages.lib import params as params_lib
+from stages.lib import paths, rows
+from stages.lib.io import UserError, write_json
+
+DEFAULT = params_lib.load(ROOT / "params.yaml")
+
+
+def _params(sweep: list[float]) -> dict:
+    params = copy.deepcopy(dict(DEFAULT))
+    params["prune"] = dict(params["prune"], sweep=sweep, sparsity=sweep[0])
+    return params
+
+
+def _write_variant(model: str, fmt: str) -> None:
+    evaluation = {
+        "variant": paths.variant_name(model, fmt),
+        "accuracy": 0.9,
+        "accuracy_ci95_low": 0.8,
+        "accuracy_ci95_high": 0.95,
+        "balanced_accuracy": 0.9,
+        "roc_auc": 0.9,
+        "agreement_with_keras_baseline": 1,
+        "latency_ms": {"median": 1, "p25": 1, "p75": 1, "iqr": 0},
+        "kernels": "xnnpack",
+        "kernel_zeros_in_file": 0,
+    }
+    write_json(paths.evaluate_metrics_path(model, fmt), evaluation)
+    write_json(paths.confusion_path(model, fmt), [{"actual": 1, "predicted": 1}, {"actual": 0, "predicted": 1}])
+    if model != "deploy":
+        write_json(paths.convert_metrics_path(model, fmt), {"size_bytes": 100, "compressed_bytes": 50})
+
+
+def _write_run(params: dict) -> None:
+    for model, fmt in paths.variants(params):
+        _write_variant(model, fmt)
+    for sparsity in params["prune"]["sweep"]:
+        write_json(paths.prune_metrics_path(sparsity), {"sparsity_measured": {"prunable": sparsity}})
+    write_json(
+        paths.DEPLOY_METRICS, {"size_bytes": 90, "compressed_bytes": 40, "sparsity_after_pruning": {"prunable": 0.5}}
+    )
+
+
+def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_run(_params([0.5, 0.7, 0.8]))  # an earlier run's files stay on disk (DVC does not delete them)
+    _write_run(_params([0.5, 0.9]))
+    variants = [row["variant"] for row in rows.collect(_params([0.5, 0.9]))]
+    assert "pruned_90_int8" in variants and "pruned_50_int8_sparse" in variants
+    assert not any(name.startswith(("pruned_70", "pruned_80")) for name in variants)
+    assert variants[0] == "baseline_float32" and variants[-1] == "deploy_int8"
+    assert len(variants) == 4 + 2 * (4 + 1) + 1
+
+
+def test_a_missing_variant_is_a_user_error(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_run(_params([0.5]))
+    with pytest.raises(UserError, match="pruned/0.9/float32.json is missing"):
+        rows.collect(_params([0.5, 0.9]))

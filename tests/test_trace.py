@@ -1,0 +1,28 @@
+"""The read recorder behind the dvc.yaml declaration test: params keys and opened files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ROOT, run_module
+from stages.lib import trace
+
+
+def test_recording_dict_keeps_the_most_specific_keys(monkeypatch):
+    monkeypatch.setattr(trace, "PARAMS_READ", set())
+    params = trace.RecordingDict({"train": {"batch_size": 8, "epochs": 2}, "report": {"targets": {"a": {}}}, "seed": 1})
+    assert params["train"]["batch_size"] == 8 and params.get("seed") == 1 and params.get("missing", 3) == 3
+    assert list(params["report"]["targets"].items()) == [("a", {})]
+    assert trace.params_read() == ["report.targets", "seed", "train.batch_size"]
+
+
+def test_a_stage_process_writes_what_it_read(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("source: elpv", "source: nowhere"))
+    folder = tmp_path / "trace"
+    folder.mkdir()
+    result = run_module("stages.prepare", tmp_path, env={trace.ENV: str(folder)})
+    assert result.returncode == 2  # the folder does not exist: the trace is written on a failing exit too
+    (record,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert record["module"] == "stages.prepare" and record["args"] == []
+    assert "data.source" in record["params"] and "data.positive_class" not in record["params"]

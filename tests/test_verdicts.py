@@ -1,0 +1,81 @@
+"""Verdicts have three outcomes decided by intervals, one claim per row, thresholds translated to our baseline."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import ROOT
+from stages.lib import comparison, verdicts
+from stages.lib import params as params_lib
+
+PARAMS = params_lib.load(ROOT / "params.yaml")
+
+
+def test_non_inferiority_has_three_outcomes():
+    assert verdicts.costs_little({"low_pp": -1.5, "high_pp": 1.0}, 2) == verdicts.SUPPORTED
+    assert verdicts.costs_little({"low_pp": -6.0, "high_pp": -2.5}, 2) == verdicts.NOT_SUPPORTED
+    assert verdicts.costs_little({"low_pp": -3.0, "high_pp": 0.5}, 2) == verdicts.INCONCLUSIVE
+
+
+def test_one_image_does_not_decide_an_accuracy_claim():
+    # 313/333 = 93.99 % "is not > 94 %" by a bare comparison; its interval says the test set cannot tell.
+    low, high = 0.9094, 0.9598
+    assert verdicts.above([low, high], 0.94) == verdicts.INCONCLUSIVE
+    assert (
+        verdicts.above([0.941, 0.97], 0.94) == verdicts.SUPPORTED
+        and verdicts.above([0.90, 0.93], 0.94) == "not supported"
+    )
+
+
+def test_speed_needs_the_quartiles_apart():
+    base = {"p25": 2.0, "median": 2.1, "p75": 2.2}
+    assert verdicts.faster(base, {"p25": 0.9, "median": 0.95, "p75": 1.0}, 1.05) == verdicts.SUPPORTED
+    assert verdicts.faster(base, {"p25": 2.0, "median": 2.15, "p75": 2.3}, 1.05) == verdicts.NOT_SUPPORTED
+    assert verdicts.faster(base, {"p25": 1.8, "median": 1.9, "p75": 2.0}, 1.05) == verdicts.INCONCLUSIVE
+
+
+def test_translated_threshold():
+    assert verdicts.translated_accuracy(0.94, 0.96, 0.937) == pytest.approx(0.917)
+
+
+def _row(
+    variant: str, model: str, fmt: str, correct: list[int], latency: float, size: int, sparsity: float = 0.0
+) -> dict:
+    accuracy = sum(correct) / len(correct)
+    return {
+        "variant": variant,
+        "model": model,
+        "format": fmt,
+        "sparsity_target": sparsity,
+        "correct": correct,
+        "accuracy": accuracy,
+        "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03],
+        "kernels": "xnnpack",
+        "latency_ms": {"median": latency, "p25": latency * 0.98, "p75": latency * 1.02},
+        "size_bytes": size,
+        "compressed_bytes": size // (3 if sparsity else 1),
+    }
+
+
+def test_each_claim_is_its_own_row_and_follows_the_numbers():
+    right = [1] * 300 + [0] * 33
+    rows = comparison.compare_to_baseline(
+        [
+            _row("baseline_float32", "baseline", "float32", right, 2.0, 15_000_000),
+            _row("baseline_float16", "baseline", "float16", right, 2.0, 7_500_000),  # no faster: its own row says so
+            _row("baseline_int8", "baseline", "int8", right, 1.0, 4_000_000),
+            _row("pruned_50_float32", "pruned/0.5", "float32", right, 2.0, 15_000_000, 0.5),
+            _row("pruned_80_float32", "pruned/0.8", "float32", [1] * 260 + [0] * 73, 2.0, 15_000_000, 0.8),
+        ],
+        resamples=2000,
+        seed=0,
+    )
+    checks = {c["claim"]: c["verdict"] for c in verdicts.conclusions(rows, copy.deepcopy(dict(PARAMS)))}
+    assert checks["int8 runs at least 1.05x faster than float32 (LiteRT, this CPU)."] == "supported"
+    assert checks["float16 runs at least 1.05x faster than float32 (LiteRT, this CPU)."] == "not supported"
+    assert checks["Pruning to 50% costs less than 2 pp accuracy."] == "supported"
+    assert checks["Accuracy declines from 50% to 80% sparsity."] == "supported"
+    assert checks["Pruned to 50%, dense kernels run no faster (sparse kernels are needed)."] == "supported"
+    assert checks["Float16 suits GPUs/NPUs when accuracy is critical."] == verdicts.UNTESTED

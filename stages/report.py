@@ -73,7 +73,8 @@ def render(
         "baseline's on the same images, 95 % paired bootstrap interval "
         f"({config['bootstrap_resamples']:,} resamples of the test images); McNemar: exact, "
         f"two-sided. Compressed: {COMPRESSION}. Kernel zeros: the share of zero values over every conv, depthwise and "
-        "dense kernel stored in that `.tflite` (one denominator for every row); in brackets, the share in the "
+        "dense kernel stored in that `.tflite` (one denominator for every row; int8 rounding zeroes a few weights "
+        "of unpruned models, and a sparse-encoded file stores no zeros at all); in brackets, the share in the "
         f"Keras layers pruning touched. Latency: LiteRT, single image, {params['evaluate']['num_threads']} threads, "
         f"{params['evaluate']['latency_runs']} runs after warm-up, on the machine that ran `dvc repro`.",
         "",
@@ -149,6 +150,7 @@ def main() -> None:
         figures.accuracy_vs_size(table, folder / "accuracy_vs_size.png")
         figures.latency(table, folder / "latency.png")
         figures.accuracy_vs_sparsity(table, folder / "accuracy_vs_sparsity.png")
+        figures.accuracy_vs_memory(table, config["targets"], folder / "accuracy_vs_memory.png")
         lives = {"train": paths.live_folder("train")}
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
         figures.training_curves(lives, folder / "training_curves.png")

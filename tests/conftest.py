@@ -93,7 +93,8 @@ TINY = {
     # PQAT here: PCQAT re-clusters all 4M weights every step, ~6 min per deploy even at 32 px, and the suite
     # runs deploy six times. PCQAT is covered by tests/test_compress.py and by the committed default run.
     "deploy": {"method": "pqat", "qat_epochs": 1},
-    "convert": {"representative_samples": 4},
+    # Two formats exercise every stage kind; float16 and dynamic conversion are unit-tested in test_litert.py.
+    "convert": {"representative_samples": 4, "formats": ["float32", "int8"]},
     "evaluate": {"latency_runs": 3},
 }
 

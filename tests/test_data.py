@@ -187,5 +187,6 @@ def test_prepare_refuses_too_many_calibration_images_before_any_training(tmp_pat
     params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_module("stages.prepare", tmp_path)  # a few training images < 100 calibration images
-    assert result.returncode == 2 and "`convert.representative_samples` is 100; the training split has only" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    assert result.returncode == 2
+    assert "`convert.representative_samples` is 100; the training split has only" in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()

@@ -31,7 +31,7 @@ def converted(tiny_classifier, elpv_images, tmp_path_factory) -> dict[str, Path]
     images, _ = elpv_images
     sparse_model = _zero_smallest(tiny_classifier, 0.8)
     paths = {}
-    for fmt, sparse in (("float32", False), ("dynamic", False), ("int8", False), ("int8", True)):
+    for fmt, sparse in (("float32", False), ("float16", False), ("dynamic", False), ("int8", False), ("int8", True)):
         name = fmt + ("_sparse" if sparse else "")
         paths[name] = folder / f"{name}.tflite"
         paths[name].write_bytes(
@@ -43,6 +43,13 @@ def converted(tiny_classifier, elpv_images, tmp_path_factory) -> dict[str, Path]
 def test_int8_model_has_int8_input_and_output(converted):
     assert litert.io_types(converted["int8"]) == ("int8", "int8")
     assert litert.io_types(converted["float32"]) == ("float32", "float32")
+
+
+def test_float16_tflite_is_half_the_size_and_close_to_keras(converted, tiny_classifier, elpv_images):
+    images, _ = elpv_images
+    assert converted["float16"].stat().st_size < 0.55 * converted["float32"].stat().st_size
+    interpreter, _ = litert.open_interpreter(converted["float16"], num_threads=1)
+    np.testing.assert_allclose(litert.predict(interpreter, images), model.predict(tiny_classifier, images), atol=5e-3)
 
 
 def test_float32_tflite_matches_keras(converted, tiny_classifier, elpv_images):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_tool, stages_run
+from conftest import TINY, run_tool, stages_run
+from stages.lib.params import read_yaml
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
 
@@ -21,7 +22,7 @@ def test_repro_runs_every_stage(repo: Path):
     ran = stages_run((repo / "first_repro.log").read_text())
     expected = {"prepare", "train", "prune@0.5", "deploy", "evaluate-deploy", "micro", "report"}
     expected |= {"convert-pruned-sparse@0.5-int8", "evaluate-pruned-sparse@0.5-int8"}
-    formats = ("float32", "float16", "dynamic", "int8")
+    formats = TINY["convert"]["formats"]
     expected |= {f"{kind}@{fmt}" for kind in ("convert-baseline", "evaluate-baseline") for fmt in formats}
     expected |= {f"{kind}@0.5-{fmt}" for kind in ("convert-pruned", "evaluate-pruned") for fmt in formats}
     assert ran == expected
@@ -44,11 +45,13 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
     assert litert.io_types(deploy_file) == ("int8", "int8")
     deploy = json.loads((repo / "metrics/evaluate/deploy/int8.json").read_text())
     assert deploy["kernel_zeros_in_file"] == litert.tflite_weight_sparsity(deploy_file) > 0.4  # zeros kept through QAT
-    assert json.loads((repo / "metrics/evaluate/baseline/int8.json").read_text())["kernel_zeros_in_file"] < 0.01
+    # int8 rounding zeroes a few small weights of the unpruned baseline; pruning leaves ~47 % zeros.
+    assert json.loads((repo / "metrics/evaluate/baseline/int8.json").read_text())["kernel_zeros_in_file"] < 0.05
     report = (repo / "metrics/report.md").read_text()
     assert "baseline float32" in report and "pruned 50% + int8" in report and "## Boards" in report
     figures = sorted(p.name for p in (repo / "plots/report").iterdir())
-    assert figures == ["accuracy_vs_size.png", "accuracy_vs_sparsity.png", "latency.png", "training_curves.png"]
+    expected = ["accuracy_vs_memory.png", "accuracy_vs_size.png", "accuracy_vs_sparsity.png", "latency.png"]
+    assert figures == [*expected, "training_curves.png"]
 
 
 def test_c_array_equals_the_deployed_model(repo: Path):
@@ -89,7 +92,8 @@ def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
         deps = {dep["path"] for dep in stage["deps"]}
         unread = [key for key in trace["params"] if not _key_covered(key, declared_params)]
         assert not unread, f"{name} reads params it does not declare: {unread}"
-        undeclared = [f for f in trace["files"] if not _file_covered(f, deps | outs)]
+        # DVCLive reads the repository's ignore files to check its own folder: configuration, not a stage input.
+        undeclared = [f for f in trace["files"] if not _file_covered(f, deps | outs | {".gitignore", ".dvcignore"})]
         assert not undeclared, f"{name} reads files it does not declare: {undeclared}"
         family = families.setdefault(name.split("@")[0], {"declared": declared_params, "read": set()})
         family["read"] |= set(trace["params"])
@@ -154,11 +158,12 @@ def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Pat
     assert {"prune@0.9", "deploy", "report"} <= ran and not ran & {"prepare", "train", "prune@0.5"}
     params = _experiment_file(repo, "sweep09", "params.yaml")
     assert "learning_rate: 3e-05" in params  # what DVC wrote, and what PyYAML would read as a string
-    lock = yaml.safe_load(_experiment_file(repo, "sweep09", "dvc.lock"))
+    lock = read_yaml(_experiment_file(repo, "sweep09", "dvc.lock"))  # YAML 1.2, as DVC wrote it
     assert lock["stages"]["deploy"]["params"]["params.yaml"]["deploy"]["learning_rate"] == pytest.approx(3e-05)
     summary = json.loads(_experiment_file(repo, "sweep09", "metrics/summary.json"))
     report = _experiment_file(repo, "sweep09", "metrics/report.md")
     assert "pruned_90_int8" in summary["variants"] and "pruned 90%" in report
+    assert len(summary["variants"]) == 2 + 2 * (2 + 1) + 1  # baseline, pruned 50 and 90 % (+ sparse), deploy
     # The working copy's 0.5-only files are not rows of the new report, nor are any other sparsities.
     assert not any(v.startswith(("pruned_70", "pruned_80")) for v in summary["variants"])
     figures = run_tool(
@@ -171,7 +176,7 @@ def test_exp_run_sets_a_tiny_training_rate(committed: Path):
     """`-S train.learning_rate=1e-5`, and the train stage trains with it."""
     repo = committed
     run_tool(["dvc", "exp", "run", "--temp", "-n", "lr1e5", "-S", "train.learning_rate=1e-5", "train"], repo)
-    lock = yaml.safe_load(_experiment_file(repo, "lr1e5", "dvc.lock"))
+    lock = read_yaml(_experiment_file(repo, "lr1e5", "dvc.lock"))
     assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["learning_rate"] == pytest.approx(1e-05)
     assert "learning_rate: 1e-05" in _experiment_file(repo, "lr1e5", "params.yaml")
 

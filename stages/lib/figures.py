@@ -136,3 +136,38 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
     grid.figure.suptitle("Training and fine-tuning curves", y=1.02)
     grid.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(grid.figure)
+
+
+def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], path: Path) -> None:
+    """TFLM accuracy against arena and against flash for every int8 model, with each board's budget as a line."""
+    measured = [r for r in rows if r["tflm_arena_bytes"]]
+    figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for axes, key, budget, xlabel in (
+        (
+            ram_axes,
+            "tflm_arena_bytes",
+            lambda b: max(b["sram_bytes"], b["psram_bytes"]) - b["ram_reserve_bytes"],
+            "TFLite Micro arena (KB, log scale)",
+        ),
+        (
+            flash_axes,
+            "size_bytes",
+            lambda b: (b["flash_bytes"] - b["flash_reserve_bytes"]) / b["flash_images"],
+            ".tflite size = flash (KB, log scale)",
+        ),
+    ):
+        points = [(r[key] / 1024, 100 * r["accuracy"]) for r in measured]
+        if points:
+            axes.scatter([x for x, _ in points], [y for _, y in points], s=40)
+        front = pareto_front(points)
+        axes.plot(
+            [points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto front"
+        )
+        for row, (x, y) in zip(measured, points, strict=True):
+            axes.annotate(row["variant"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for index, (name, board) in enumerate(boards.items()):
+            axes.axvline(budget(board) / 1024, color=sns.color_palette()[index % 10], linestyle=":", label=name)
+        axes.set(xscale="log", xlabel=xlabel, ylabel="test accuracy (%)")
+        axes.legend(fontsize=7)
+    figure.suptitle("What fits a board: accuracy against the memory a microcontroller pays for (lines: budgets)")
+    _save(figure, path)

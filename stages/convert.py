@@ -1,4 +1,7 @@
-"""Stage `convert-*`: one Keras model to one TFLite format, with its raw and compressed size and conversion time."""
+"""Stage `convert-*`: one Keras model to every TFLite format in params, with raw and compressed sizes and times.
+
+One process per model: TensorFlow's import and the model load are paid once, not once per format.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +11,47 @@ import time
 from stages.lib import conversion, data, litert, paths
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
-from stages.lib.io import UserError, run_stage, write_bytes, write_json
+from stages.lib.io import UserError, atomic_path, run_stage, write_json
+
+
+def formats(params: dict, model: str) -> list[str]:
+    """`convert.formats`, plus `<format>_sparse` for each of `convert.sparse_formats` when the model is pruned."""
+    sparse = [f"{fmt}_sparse" for fmt in params["convert"]["sparse_formats"]]
+    return [*params["convert"]["formats"], *(sparse if model.startswith("pruned/") else [])]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="baseline or pruned/<sparsity>")
-    parser.add_argument("--format", required=True, help="float32, float16, dynamic, int8, or <format>_sparse")
-    args = parser.parse_args()
+    model_name = parser.parse_args().model
+    if model_name != "baseline" and not model_name.startswith("pruned/"):
+        raise UserError(f"--model {model_name}: expected baseline or pruned/<sparsity>")
     params = params_lib.load()
-    fmt, sparse = args.format.removesuffix("_sparse"), args.format.endswith("_sparse")
-    if fmt not in params_lib.FORMATS:
-        raise UserError(
-            f"--format {args.format}: expected one of {', '.join(params_lib.FORMATS)} (optionally with _sparse)"
-        )
-    model, _ = model_lib.load(paths.keras_folder(args.model))
+    model, _ = model_lib.load(paths.keras_folder(model_name))
+    names = formats(params, model_name)
     representative = None
-    if fmt == "int8":
+    if any(name.removesuffix("_sparse") == "int8" for name in names):
         images, _ = data.load_split(paths.PREPARED, "train")  # calibration never sees validation or test images
-        representative = data.representative_images(images, params["convert"]["representative_samples"], params["seed"])
-    started = time.perf_counter()
-    flatbuffer = conversion.convert(model, fmt, representative, sparse=sparse)
-    seconds = time.perf_counter() - started
-    write_bytes(paths.tflite_path(args.model, args.format), flatbuffer)
-    write_json(
-        paths.convert_metrics_path(args.model, args.format),
-        {
-            "size_bytes": len(flatbuffer),
-            "compressed_bytes": litert.compressed_size(flatbuffer),
-            "convert_seconds": round(seconds, 2),
-            "representative_samples": 0 if representative is None else len(representative),
-        },
-    )
-    print(f"convert: {paths.variant_name(args.model, args.format)} {len(flatbuffer):,} bytes in {seconds:.1f} s")
+        samples = params["convert"]["representative_samples"]
+        representative = data.representative_images(images, samples, params["seed"])
+    results = {}
+    with atomic_path(paths.tflite_folder(model_name)) as folder:
+        folder.mkdir(parents=True)
+        for name in names:
+            fmt, sparse = name.removesuffix("_sparse"), name.endswith("_sparse")
+            calibration = representative if fmt == "int8" else None
+            started = time.perf_counter()
+            flatbuffer = conversion.convert(model, fmt, calibration, sparse=sparse)
+            seconds = time.perf_counter() - started
+            (folder / f"{name}.tflite").write_bytes(flatbuffer)
+            results[name] = {
+                "size_bytes": len(flatbuffer),
+                "compressed_bytes": litert.compressed_size(flatbuffer),
+                "convert_seconds": round(seconds, 2),
+                "representative_samples": 0 if calibration is None else len(calibration),
+            }
+            print(f"convert: {paths.variant_name(model_name, name)} {len(flatbuffer):,} bytes in {seconds:.1f} s")
+    write_json(paths.convert_metrics_path(model_name), results)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="baseline, pruned/<sparsity> or deploy")
     parser.add_argument("--format", required=True)
+    parser.add_argument("--tflm", action="store_true", help="also run the whole test split on TensorFlow Lite Micro")
     args = parser.parse_args()
     params = params_lib.load()
     images, labels = data.load_split(paths.PREPARED, "test")
     path = paths.tflite_path(args.model, args.format)
     interpreter, kernels = litert.open_interpreter(path, params["evaluate"]["num_threads"])
+    images = data.resize_all(images, litert.input_size(interpreter))  # a student takes smaller images
     probabilities = litert.predict(interpreter, images)
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
@@ -39,10 +41,16 @@ def main() -> None:
             "size_bytes": path.stat().st_size,
             # One denominator for every variant: all conv, depthwise and dense kernels stored in this file.
             "kernel_zeros_in_file": litert.tflite_weight_sparsity(path),
+            "multiply_accumulates": litert.multiply_accumulates(path),
         }
     )
     if args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(path)
+    if args.tflm:  # the accuracy the device would give: TFLite Micro on every test image
+        micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
+        micro_scores = scores.classification_scores(labels, micro, threshold)
+        keys = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy")
+        result["tflm"] = {key: micro_scores[key] for key in keys}
     # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.
     confusion = [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int), strict=True)]
     write_json(paths.confusion_path(args.model, args.format), confusion)

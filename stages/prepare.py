@@ -27,18 +27,30 @@ def main() -> None:
     data.check_calibration_size(len(splits["train"]), params["convert"]["representative_samples"])
     # An all-grayscale set stays one channel; in a mixed set, grayscale images become three equal channels.
     mixed = any(image.ndim == 3 for image in images)
-    resized = np.stack(
-        [
-            data.resize(np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image, config["image_size"])
-            for image in images
-        ]
-    )
+    size = config["image_size"]
+
+    def resized_all(batch: list[np.ndarray]) -> np.ndarray:
+        channels = [np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image for image in batch]
+        return np.stack([data.resize(image, size) for image in channels])
+
+    resized = resized_all(images)
+
+    # Cells the task leaves out, for the teacher to label: never the content of a labeled image (of any split).
+    known = set(hashes)
+    unlabeled = data.load_elpv_unlabeled(config["task"]) if config["source"] == "elpv" else []
+    unlabeled = [image for image in unlabeled if data.content_hash(image) not in known]
+    if config["max_images_per_class"] is not None:
+        order = np.random.default_rng(seed).permutation(len(unlabeled))[: config["max_images_per_class"]]
+        unlabeled = [unlabeled[i] for i in sorted(order)]
+    unlabeled_resized = resized_all(unlabeled) if unlabeled else np.zeros((0, size, size, resized.shape[-1]), np.uint8)
 
     with atomic_path(paths.PREPARED) as folder:
         folder.mkdir()
         for split, indices in splits.items():
             data.save_split(folder / f"{split}.npz", resized[indices], labels[indices], [hashes[i] for i in indices])
         (folder / "classes.json").write_text(json.dumps(classes) + "\n")
+    with atomic_path(paths.UNLABELED) as path:
+        data.save_split(path, unlabeled_resized, np.full(len(unlabeled), -1), [data.content_hash(i) for i in unlabeled])
 
     counts = {
         split: {name: int((labels[indices] == label).sum()) for label, name in enumerate(classes)}
@@ -50,6 +62,7 @@ def main() -> None:
             "images": len(labels),
             "duplicates": len(hashes) - len(set(hashes)),
             "counts": counts,
+            "unlabeled": len(unlabeled),
             "skipped_files": len(skipped),
             "skipped": skipped,
         },

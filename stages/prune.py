@@ -16,7 +16,13 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
     model_lib.seed_everything(seed)
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
     model, _ = model_lib.load(paths.keras_folder("baseline"))
-    model_lib.set_trainable(model, from_block=0)
+    model_lib.set_trainable(model, from_block=config["fine_tune_from_block"])
+    frozen = pruning.frozen_prunable(model, config["min_layer_weights"])
+    if frozen:
+        raise UserError(
+            f"params.yaml: `prune.fine_tune_from_block` is {config['fine_tune_from_block']}, which freezes layers "
+            f"that are pruned ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); lower it"
+        )
     total_steps = config["epochs"] * training.steps_per_epoch(len(train[1]), batch_size)
     wrapped = pruning.prune(
         model, sparsity, total_steps, config["min_layer_weights"], config["mask_updates"], config["ramp_fraction"]

@@ -46,10 +46,63 @@ def label(row: dict[str, Any]) -> str:
     """A reader's name for a variant: `pruned 50 % + int8`, `deploy: ...`."""
     if row["model"] == "deploy":
         return f"deploy: {row['note']}"
+    if row["model"].startswith("students/"):
+        return f"student {row['model'].split('/', 1)[1]}: {row['note']}"
     fmt = {"float32": "", "int8_sparse": " + int8, sparse-encoded"}.get(row["format"], f" + {row['format']}")
     if row["model"] == "baseline":
         return f"baseline {row['format']}"
     return f"pruned {row['sparsity_target']:.0%}{fmt}"
+
+
+def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
+    """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement."""
+    return row["multiply_accumulates"] * board["ns_per_mac"] / 1e6
+
+
+def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
+    """The student models: shape, cost, TFLM accuracy, estimated latency per board, and what distillation buys."""
+    students = [row for row in table if row["model"].startswith("students/")]
+    if not students:
+        return []
+    targets = params["report"]["targets"]
+    unlabeled = (
+        ", plus the teacher's labels of elpv's unlabeled cells (p = 1/3, 2/3)" if params["distill"]["unlabeled"] else ""
+    )
+    lines = [
+        "## Students: smaller inputs, shorter backbones, distilled from the baseline",
+        "",
+        "Each student is Lite0 stopped after a block, at a lower input resolution, trained on the float32 "
+        f"baseline's soft labels (its mean over {params['distill']['teacher_views']} of the 8 dihedral views) mixed "
+        "with the labels "
+        f"(weight {params['distill']['soft_label_weight']:g} on the teacher)"
+        + unlabeled
+        + "; full-integer int8 (post-training quantization; the threshold chosen on validation with the integer "
+        "kernels). Accuracy on TensorFlow Lite Micro over the whole test split is what a device computes. "
+        "Latency: MACs × a published ns per MAC for each board (`ns_per_mac_source` in params.yaml), an estimate.",
+        "",
+        "| student | MACs | flash | TFLM arena | TFLM accuracy (95 % CI) | Δ vs float32 baseline, pp (95 % CI) | "
+        + " | ".join(f"est. ms, {name}" for name in targets)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(targets),
+    ]
+    for row in students:
+        micro, change = row["tflm"], row["accuracy_change"]
+        lines.append(
+            f"| {label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
+            f"| {row['tflm_arena_bytes']:,} B | {micro['accuracy']:.1%} ({micro['accuracy_ci95_low']:.1%}–"
+            f"{micro['accuracy_ci95_high']:.1%}) | {change['pp']:+.1f} ({change['low_pp']:+.1f} to "
+            f"{change['high_pp']:+.1f}) | "
+            + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
+            + " |"
+        )
+    for gain in gains:
+        lines += [
+            "",
+            f"Distillation: `{gain['student']}` minus its labels-only control `{gain['control']}`: "
+            f"{gain['pp']:+.1f} pp (95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}; "
+            f"McNemar p {gain['mcnemar_p']:.2f}).",
+        ]
+    return ["", *lines]
 
 
 def render(
@@ -58,6 +111,7 @@ def render(
     advice: dict[str, dict],
     micro: dict[str, Any],
     params: dict[str, Any],
+    gains: list[dict[str, Any]],
 ) -> str:
     """The markdown report."""
     base = rows.find(table, comparison.BASELINE)
@@ -119,15 +173,17 @@ def render(
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
         "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml).",
         "",
-        "| board | RAM reserve | flash reserve | flash images | recommended | RAM used | flash used | why |",
-        "|---|---|---|---|---|---|---|---|",
+        "| board | RAM reserve | flash reserve | flash images | recommended | RAM used | flash used | est. latency "
+        "| why |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, choice in advice.items():
         board = config["targets"][name]
         used = (
-            f"{choice['ram_use']:.0%} ({choice['arena_memory']}) | {choice['flash_use']:.0%}"
+            f"{choice['ram_use']:.0%} ({choice['arena_memory']}) | {choice['flash_use']:.0%} "
+            f"| ~{estimated_ms(rows.find(table, choice['variant']), board):,.0f} ms"
             if choice["variant"]
-            else "– | –"
+            else "– | – | –"
         )
         lines.append(
             f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
@@ -135,6 +191,11 @@ def render(
             f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
             f"| {choice['reason']} |"
         )
+    lines += students_section(table, gains, params)
+    lines += [
+        "",
+        "The C array of each board's recommended model is in `models/firmware/<board>/` (stage `firmware`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +206,7 @@ def main() -> None:
     micro = read_json(paths.MICRO_METRICS)
     checks = verdicts.conclusions(table, params)
     advice = recommendation.recommend(table, params)
+    gains = comparison.distillation_gains(table, params, config["bootstrap_resamples"], params["seed"])
     with atomic_path(paths.REPORT_FIGURES) as folder:
         folder.mkdir()
         figures.accuracy_vs_size(table, folder / "accuracy_vs_size.png")
@@ -154,7 +216,7 @@ def main() -> None:
         lives = {"train": paths.live_folder("train")}
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
         figures.training_curves(lives, folder / "training_curves.png")
-    write_text(paths.REPORT, render(table, checks, advice, micro, params))
+    write_text(paths.REPORT, render(table, checks, advice, micro, params, gains))
     keep = ("correct", "variant")
     write_json(
         paths.SUMMARY,
@@ -165,6 +227,7 @@ def main() -> None:
                 name: {k: v for k, v in choice.items() if k != "fits"} for name, choice in advice.items()
             },
             "board_fit": {name: choice["fits"] for name, choice in advice.items()},
+            "distillation": gains,
             "micro": micro,
         },
     )

@@ -26,7 +26,8 @@ def main() -> None:
     live = training.open_live(paths.live_folder("train"))
 
     with strategy.scope():
-        architecture = {key: params["model"][key] for key in ("backbone", "weights", "dense_units", "dropout")}
+        keys = ("backbone", "weights", "dense_units", "dropout", "stop_after_block")
+        architecture = {key: params["model"][key] for key in keys}
         model = model_lib.build_classifier(train[0].shape[1], **architecture)
         # Phase 1: the head (and its BatchNormalization) learns on frozen ImageNet features.
         model_lib.set_trainable(model, from_block=None, head_batchnorm=True)

@@ -49,6 +49,15 @@ def tiny_classifier():
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1)
 
 
+@pytest.fixture(scope="session")
+def short_classifier():
+    """The real classifier with Lite0 stopped after block 3 (ImageNet weights), at 32 px: ~40 K weights to
+    cluster and quantize instead of 4 M, the same layer kinds."""
+    from stages.lib import model
+
+    return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1, stop_after_block=3)
+
+
 def fit_briefly(net, images: np.ndarray, labels: np.ndarray, epochs: int, callbacks=()) -> None:
     import tf_keras as keras
 
@@ -73,12 +82,12 @@ def copy_model(net):
 
 
 @pytest.fixture(scope="session")
-def pruned(tiny_classifier, elpv_images):
-    """The tiny classifier pruned to 60 % (every Conv2D/Dense layer) and stripped."""
+def pruned(short_classifier, elpv_images):
+    """The short classifier pruned to 60 % (every Conv2D/Dense layer) and stripped."""
     from stages.lib import model, pruning
 
     images, labels = elpv_images
-    net = copy_model(tiny_classifier)
+    net = copy_model(short_classifier)
     model.set_trainable(net, from_block=0)
     steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs
     wrapped = pruning.prune(net, 0.6, steps, min_weights=0, mask_updates=20, ramp_fraction=0.5)
@@ -88,14 +97,31 @@ def pruned(tiny_classifier, elpv_images):
 
 TINY = {
     "data": {"image_size": 32, "max_images_per_class": 16},
-    "train": {"head_epochs": 1, "epochs": 1, "batch_size": 8, "fine_tune_from_block": 12},
-    "prune": {"sweep": [0.5], "epochs": 1},
-    # PQAT here: PCQAT re-clusters all 4M weights every step, ~6 min per deploy even at 32 px, and the suite
-    # runs deploy six times. PCQAT is covered by tests/test_compress.py and by the committed default run.
+    # Lite0 stopped after block 2: every layer kind of the full model, a tenth of the graph to trace and convert.
+    "model": {"stop_after_block": 2, "dense_units": 64},
+    "train": {"head_epochs": 1, "epochs": 1, "batch_size": 8, "fine_tune_from_block": 1},
+    # The short backbone's layers are small: prune those of at least 1,000 weights (most of the model).
+    "prune": {"sweep": [0.5], "epochs": 1, "min_layer_weights": 1000, "fine_tune_from_block": 1},
+    # PQAT here: the suite runs deploy several times. PCQAT is covered by tests/test_qat.py on a short Lite0
+    # and by the committed default run.
     "deploy": {"method": "pqat", "qat_epochs": 1},
     # Two formats exercise every stage kind; float16 and dynamic conversion are unit-tested in test_litert.py.
     "convert": {"representative_samples": 4, "formats": ["float32", "int8"]},
     "evaluate": {"latency_runs": 3},
+    # One distilled student and its labels-only control, both tiny (32 px, Lite0 to block 1).
+    "distill": {"teacher_views": 2},
+    "students": {
+        "run": ["b10_96", "b10_96_labels"],
+        "shapes": {
+            "b10_96": {"image_size": 32, "stop_after_block": 1},
+            "b10_96_labels": {"image_size": 32, "stop_after_block": 1},
+        },
+        "batch_size": 8,
+        "head_epochs": 1,
+        "epochs": 1,
+    },
+    # A tiny run's models are weak: recommend the best that fits whatever its accuracy, so firmware is exercised.
+    "report": {"accuracy_floor": 0.0},
 }
 
 

@@ -50,3 +50,22 @@ def test_b0_without_weights_builds_flat():
     classifier = model.build_classifier(32, "efficientnet_b0", None, 8, 0.1)
     assert classifier.output_shape == (None, 1)
     assert not any(isinstance(layer, tf.keras.Model) for layer in classifier.layers)
+
+
+def test_stopped_backbone_is_the_full_one_cut_short(imagenet_lite0, short_classifier, elpv_images):
+    """Stopped after block 3, the backbone holds exactly Lite0's layers up to block 3, with the same ImageNet
+    weights, and computes the same block-3 features as the full network."""
+    names = {layer.name for layer in short_classifier.layers if layer.weights and not layer.name.startswith("head")}
+    assert "block3_project_conv" in names and not any(n.startswith(("block4", "top")) for n in names)
+    full = imagenet_lite0.get_layer("block3_project_conv").get_weights()[0]
+    np.testing.assert_array_equal(short_classifier.get_layer("block3_project_conv").get_weights()[0], full)
+    images = elpv_images[0][:4].astype("float32")
+    cut = tf.keras.Model(short_classifier.inputs, short_classifier.get_layer("block3_project_bn").output)
+    whole = backbones.lite0_imagenet_classifier(32)
+    reference = tf.keras.Model(whole.inputs, whole.get_layer("block3_project_bn").output)
+    np.testing.assert_allclose(cut.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-5)
+
+
+def test_stop_after_a_block_lite0_does_not_have_is_refused():
+    with pytest.raises(UserError, match="stop_after_block"):
+        model.build_classifier(32, "efficientnet_lite0", "bundled", 8, 0.1, stop_after_block=16)

@@ -74,6 +74,12 @@ def test_rerun_scopes_follow_meaning():
     assert not code_closure("stages.evaluate") & (COMPRESSION | TENSORFLOW)
     assert not code_closure("stages.micro") & (COMPRESSION | TENSORFLOW)
     assert not code_closure("stages.report") & (COMPRESSION | TENSORFLOW | {"stages/lib/tflm.py", "stages/lib/data.py"})
+    # Students and their teacher use no tfmot code; the firmware stage only copies bytes.
+    assert not code_closure("stages.student") & COMPRESSION
+    assert not code_closure("stages.teacher") & (COMPRESSION | {"stages/lib/conversion.py"})
+    assert not code_closure("stages.firmware") & (
+        COMPRESSION | TENSORFLOW | {"stages/lib/tflm.py", "stages/lib/data.py"}
+    )
 
 
 def test_library_modules_are_each_used_by_a_stage():

@@ -60,6 +60,8 @@ BAD = [
     ("prune.ramp_fraction", 0, "prune.ramp_fraction"),
     ("prune.mask_updates", 0, "prune.mask_updates"),
     ("deploy.cluster_epochs", -1, "deploy.cluster_epochs"),
+    ("model.stop_after_block", 16, "model.stop_after_block"),
+    ("prune.fine_tune_from_block", -1, "prune.fine_tune_from_block"),
     ("data.positive_class", "", "data.positive_class"),
     ("seed", DELETE, "seed"),  # missing key
 ]

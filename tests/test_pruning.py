@@ -39,3 +39,13 @@ def test_depthwise_layers_are_not_wrapped(tiny_classifier):
     assert not pruning.prunable(tiny_classifier.get_layer("block1_dw_conv"))
     assert pruning.prunable(tiny_classifier.get_layer("block1_expand_conv"))
     assert pruning.prunable(tiny_classifier.get_layer("head_dense"))
+
+
+def test_layers_pruning_touches_must_be_trained(short_classifier):
+    from stages.lib import model
+
+    net = copy_model(short_classifier)
+    model.set_trainable(net, from_block=2)
+    assert "block1_project_conv" in pruning.frozen_prunable(net, min_weights=1000)
+    model.set_trainable(net, from_block=1)
+    assert pruning.frozen_prunable(net, min_weights=1000) == []

@@ -26,3 +26,26 @@ def test_the_block_shows_every_variant_of_the_summary():
     assert text.count("\n| ") == len(summary["variants"]) + 1 + len(summary["recommendation"])
     deploy = summary["variants"]["deploy_int8"]
     assert f"{deploy['accuracy']:.1%}" in text and f"{deploy['compressed_reduction']:.1f}×" in text
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_the_quick_profile_is_the_override_the_suite_runs():
+    import re
+
+    import yaml
+
+    from conftest import TINY
+
+    text = (ROOT / "README.md").read_text()
+    command = text[text.index("dvc exp run --temp") :].split("```")[0]
+    given = {key: yaml.safe_load(value) for key, value in re.findall(r"-S '?([\w.]+)=([^'\s]+)'?", command)}
+    assert given == _flat(TINY)

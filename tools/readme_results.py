@@ -57,6 +57,16 @@ def block(summary: dict) -> str:
         f"{micro['tflm_test_images']} test images ({micro['tflm_litert_label_agreement']:.1%} label agreement with "
         f"LiteRT's XNNPACK kernels, {micro['tflm_litert_reference_label_agreement']:.1%} and a largest probability "
         f"difference of {micro['tflm_litert_reference_max_probability_difference']:.4f} with its reference kernels).",
+        *(
+            line
+            for gain in summary.get("distillation", [])
+            for line in (
+                "",
+                f"Distillation: student `{gain['student']}` minus its labels-only control `{gain['control']}`: "
+                f"{gain['pp']:+.1f} pp (95 % paired bootstrap interval {gain['low_pp']:+.1f} to "
+                f"{gain['high_pp']:+.1f}).",
+            )
+        ),
         "",
         "The reference report's conclusions, one claim per row in `metrics/report.md`: "
         + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))

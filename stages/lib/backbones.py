@@ -47,8 +47,13 @@ def _conv_bn(
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x) if activation else x
 
 
-def lite0_features(inputs: Any) -> Any:
-    """EfficientNet-Lite0 without its classifier, on raw 0-255 pixels; returns the 1280-channel feature map."""
+def lite0_features(inputs: Any, stop_after_block: int | None = None) -> Any:
+    """EfficientNet-Lite0 without its classifier, on raw 0-255 pixels; returns the 1280-channel feature map.
+
+    `stop_after_block` ends the backbone after that MBConv block (0-15), without the 1280-channel `top`
+    convolution: fewer parameters (flash) and, with a smaller input, a smaller activation peak (RAM)."""
+    if stop_after_block is not None and not 0 <= stop_after_block < LITE0_BLOCKS:
+        raise UserError(f"`model.stop_after_block` is {stop_after_block}; Lite0 has blocks 0-{LITE0_BLOCKS - 1}")
     # The checkpoint was trained on (x - 127) / 128; doing it in the graph lets every exported model take raw pixels.
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
     x = _conv_bn(x, "stem", LITE0_STEM, 3, 2)
@@ -62,6 +67,8 @@ def lite0_features(inputs: Any) -> Any:
             x = _conv_bn(x, f"{name}_project", filters, 1, activation=False)
             if repeat > 0:  # stride 1 and same width: the residual connection of an MBConv block
                 x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+            if block == stop_after_block:
+                return x
             block, channels = block + 1, filters
     return _conv_bn(x, "top", LITE0_HEAD, 1)
 
@@ -100,8 +107,16 @@ def load_lite0_weights(model: keras.Model, path: str | Path | None = None) -> No
     """Copy the ImageNet Lite0 checkpoint into the backbone layers of `model` (matched by name)."""
     state = load_state_dict(path or bundled_lite0_path())
     weights = _lite0_layer_weights(state)
+    present = {layer.name for layer in model.layers}
+    # A backbone stopped early has a prefix of Lite0's layers: load those, and check none is left out.
+    prefixes = ("stem", "block", "top")
+    backbone = {layer.name for layer in model.layers if layer.weights and layer.name.startswith(prefixes)}
+    missing = sorted(backbone - weights.keys())
+    if missing:
+        raise ValueError(f"no checkpoint weights for {missing}")
     for name, arrays in weights.items():
-        model.get_layer(name).set_weights(arrays)
+        if name in present:
+            model.get_layer(name).set_weights(arrays)
     if "imagenet_logits" in [layer.name for layer in model.layers]:
         model.get_layer("imagenet_logits").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
 
@@ -128,7 +143,7 @@ def efficientnet_b0_features(inputs: Any, weights: str | None) -> Any:
     return base.output
 
 
-def backbone_features(inputs: Any, backbone: str, weights: str | None) -> Any:
+def backbone_features(inputs: Any, backbone: str, weights: str | None, stop_after_block: int | None = None) -> Any:
     """The named backbone's feature map on `inputs`; Lite0's weights are loaded later by `load_lite0_weights`."""
     if backbone == "efficientnet_lite0":
         if weights == "imagenet":
@@ -136,5 +151,7 @@ def backbone_features(inputs: Any, backbone: str, weights: str | None) -> Any:
                 "`model.weights: imagenet` is for efficientnet_b0; "
                 "Lite0's ImageNet weights ship offline as `model.weights: bundled`"
             )
-        return lite0_features(inputs)
+        return lite0_features(inputs, stop_after_block)
+    if stop_after_block is not None:
+        raise UserError("`model.stop_after_block` is for efficientnet_lite0; set it to null for efficientnet_b0")
     return efficientnet_b0_features(inputs, weights)

@@ -34,3 +34,25 @@ def compare_to_baseline(rows: list[dict[str, Any]], resamples: int, seed: int) -
         row["compressed_reduction"] = base["compressed_bytes"] / row["compressed_bytes"]
         row["accuracy_change"] = paired(base, row, resamples, seed)
     return rows
+
+
+def distillation_gains(
+    rows: list[dict[str, Any]], params: dict[str, Any], resamples: int, seed: int
+) -> list[dict[str, Any]]:
+    """Each distilled student against its control (the same shape trained on labels alone), when both ran."""
+    shapes, ran = params["students"]["shapes"], params["students"]["run"]
+    by_name = {row["model"].split("/", 1)[1]: row for row in rows if row["model"].startswith("students/")}
+    gains = []
+    for name in ran:
+        shape = shapes[name]
+        controls = [
+            other
+            for other in ran
+            if not shapes[other]["distill"]
+            and (shapes[other]["image_size"], shapes[other]["stop_after_block"])
+            == (shape["image_size"], shape["stop_after_block"])
+        ]
+        if shape["distill"] and controls:
+            change = paired(by_name[controls[0]], by_name[name], resamples, seed)
+            gains.append({"student": name, "control": controls[0], **change})
+    return gains

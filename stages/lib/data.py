@@ -18,17 +18,31 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 ELPV_CLASSES = ("functional", "defective")
 
 
-def load_elpv(task: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """The elpv solar cells (300x300 grayscale) as (images, labels, class names) for the given task."""
+def _elpv() -> tuple[np.ndarray, np.ndarray]:
     from elpv_dataset.utils import load_dataset
 
     images, probabilities, _types = load_dataset()
+    return images, probabilities
+
+
+def load_elpv(task: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """The elpv solar cells (300x300 grayscale) as (images, labels, class names) for the given task."""
+    images, probabilities = _elpv()
     if task == "functional_vs_defective":
         keep = (probabilities == 0.0) | (probabilities == 1.0)
     else:  # the data set paper's task: every cell, defective when p >= 0.5
         keep = np.ones_like(probabilities, dtype=bool)
     labels = (probabilities[keep] >= 0.5).astype(np.int64)
     return list(images[keep]), labels, list(ELPV_CLASSES)
+
+
+def load_elpv_unlabeled(task: str) -> list[np.ndarray]:
+    """The cells a task leaves out, for a teacher to label: p = 1/3 and 2/3 for `functional_vs_defective`;
+    none for `paper`, which uses every cell."""
+    if task != "functional_vs_defective":
+        return []
+    images, probabilities = _elpv()
+    return list(images[(probabilities > 0.0) & (probabilities < 1.0)])
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -167,6 +181,23 @@ def save_split(path: Path, images: np.ndarray, labels: np.ndarray, hashes: list[
     path.write_bytes(buffer.getvalue())
 
 
+def load_unlabeled(path: str | Path) -> np.ndarray:
+    """The unlabeled images `prepare` kept (N x H x W x 3 uint8; N may be 0)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} is missing; run `dvc repro prepare` first")
+    with np.load(path) as data:
+        images = data["images"]
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def resize_all(images: np.ndarray, size: int) -> np.ndarray:
+    """A batch of N x H x W x C uint8 images at size x size (the same resize `prepare` uses)."""
+    if images.shape[1] == size:
+        return images
+    return np.stack([resize(image, size) for image in images]) if len(images) else images[:, :size, :size]
+
+
 def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images as N x H x W x 3 uint8, labels) of one prepared split."""
     path = Path(folder) / f"{split}.npz"
@@ -188,6 +219,12 @@ def dihedral(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         view = np.rot90(images[index], turns)
         out[index] = view[:, ::-1] if flip else view
     return out
+
+
+def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:
+    """All images (N x H x W x C) under one of the 8 flips/rotations: view % 4 quarter turns, flipped when >= 4."""
+    turned = np.rot90(images, view % 4, axes=(1, 2))
+    return np.ascontiguousarray(turned[:, :, ::-1] if view >= 4 else turned)
 
 
 def training_batches(

@@ -135,3 +135,24 @@ def tflite_weight_sparsity(path: str | Path) -> float:
         zeros += int((values == 0).sum())
         total += values.size
     return zeros / total if total else 0.0
+
+
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def multiply_accumulates(path: str | Path) -> int:
+    """Multiply-accumulates of one inference, counted from the file: for each conv, depthwise and dense op, its
+    output positions (output elements over output channels) times its weight tensor's elements."""
+    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    shapes = {detail["index"]: detail["shape"] for detail in interpreter.get_tensor_details()}
+    total = 0
+    for op in interpreter._get_ops_details():  # noqa: SLF001 (the only way LiteRT lists a graph's ops)
+        if op["op_name"] in MAC_OPS:
+            output = shapes[op["outputs"][0]]
+            total += int(np.prod(output[:-1])) * int(np.prod(shapes[op["inputs"][1]]))
+    return total
+
+
+def input_size(interpreter: Interpreter) -> int:
+    """The square input resolution a model expects."""
+    return int(interpreter.get_input_details()[0]["shape"][1])

@@ -36,11 +36,16 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def build_classifier(
-    image_size: int, backbone: str, weights: str | None, dense_units: int, dropout: float
+    image_size: int,
+    backbone: str,
+    weights: str | None,
+    dense_units: int,
+    dropout: float,
+    stop_after_block: int | None = None,
 ) -> keras.Model:
     """One flat functional model taking raw 0-255 pixels and returning P(class 1)."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    features = backbone_features(inputs, backbone, weights)
+    features = backbone_features(inputs, backbone, weights, stop_after_block)
     x = keras.layers.GlobalMaxPooling2D(name="head_pool")(features)
     x = keras.layers.Dense(dense_units, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)

@@ -93,7 +93,21 @@ TARGET_SCHEMA = {
     "ram_reserve_bytes": integer(0),
     "flash_reserve_bytes": integer(0),
     "flash_images": integer(1, 2),
+    "ns_per_mac": number(0, 1e6, low_open=True),
+    "ns_per_mac_source": text,
 }
+
+
+STUDENT_SCHEMA = {"image_size": integer(32, 1024), "stop_after_block": integer(0, 15), "distill": boolean}
+
+
+def shapes(key: str, value: Any) -> None:
+    if not isinstance(value, dict) or not value:
+        _fail(key, value, "expected a mapping of student name to {" + ", ".join(STUDENT_SCHEMA) + "}")
+    for name, shape in value.items():
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            _fail(f"{key}.{name}", name, "expected a name of letters, digits and underscores")
+        _validate(shape, STUDENT_SCHEMA, f"{key}.{name}")
 
 
 def targets(key: str, value: Any) -> None:
@@ -120,6 +134,7 @@ SCHEMA: dict[str, Any] = {
     "model": {
         "backbone": one_of(*BACKBONES),
         "weights": one_of(*WEIGHTS),
+        "stop_after_block": optional(integer(0, 15)),
         "dense_units": integer(1),
         "dropout": number(0, 1, high_open=True),
     },
@@ -139,6 +154,7 @@ SCHEMA: dict[str, Any] = {
         "sweep": list_of(number(0, 1, True, True)),
         "sparsity": number(0, 1, True, True),
         "min_layer_weights": integer(0),
+        "fine_tune_from_block": integer(0),
         "epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
         "mask_updates": integer(1),
@@ -158,6 +174,23 @@ SCHEMA: dict[str, Any] = {
     },
     "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
     "micro": {"test_images": optional(integer(1))},
+    "distill": {
+        "teacher_views": integer(1, 8),
+        "soft_label_weight": number(0, 1),
+        "unlabeled": boolean,
+    },
+    "students": {
+        "run": list_of(text),
+        "shapes": shapes,
+        "dense_units": integer(1),
+        "dropout": number(0, 1, high_open=True),
+        "batch_size": integer(1),
+        "head_epochs": integer(0),
+        "head_learning_rate": number(0, 1, low_open=True),
+        "epochs": integer(1),
+        "learning_rate": number(0, 1, low_open=True),
+        "early_stopping_patience": integer(1),
+    },
     "report": {
         "bootstrap_resamples": integer(100),
         "size_tolerance": number(0, 1),
@@ -201,6 +234,11 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             params["prune"]["sparsity"],
             f"expected one of `prune.sweep` {params['prune']['sweep']}: deploy starts from that pruned model",
         )
+    unknown = [name for name in params["students"]["run"] if name not in params["students"]["shapes"]]
+    if unknown:
+        _fail("students.run", params["students"]["run"], f"{unknown} not in `students.shapes`; define them there")
+    if params["model"]["stop_after_block"] is not None and params["model"]["backbone"] != "efficientnet_lite0":
+        _fail("model.stop_after_block", params["model"]["stop_after_block"], "only Lite0 stops early; use null")
     if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":
         _fail(
             "model.weights",

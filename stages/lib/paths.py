@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 PREPARED = Path("data/prepared")
+# elpv cells the default task leaves out (p = 1/3, 2/3), and the teacher's soft labels for students.
+UNLABELED, TEACHER, TEACHER_METRICS = Path("data/unlabeled.npz"), Path("data/teacher.npz"), Path("metrics/teacher.json")
+FIRMWARE = Path("models/firmware")
 MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
 MICRO_FOLDER, MICRO_METRICS, C_ARRAY_NAME = Path("models/micro"), Path("metrics/micro.json"), "edge_model"
 TRAIN_METRICS, DEPLOY_METRICS, PREPARE_METRICS = (
@@ -23,12 +26,17 @@ def keras_folder(model: str) -> Path:
     return Path("models") / model
 
 
+def tflite_folder(model: str) -> Path:
+    return Path("models/tflite") / model
+
+
 def tflite_path(model: str, fmt: str) -> Path:
-    return Path("models/tflite") / model / f"{fmt}.tflite"
+    return tflite_folder(model) / f"{fmt}.tflite"
 
 
-def convert_metrics_path(model: str, fmt: str) -> Path:
-    return Path("metrics/convert") / model / f"{fmt}.json"
+def convert_metrics_path(model: str) -> Path:
+    """One file per converted model, keyed by format: `metrics/convert/pruned/0.5.json`."""
+    return Path("metrics/convert") / f"{model}.json"
 
 
 def evaluate_metrics_path(model: str, fmt: str) -> Path:
@@ -52,10 +60,20 @@ def pruned_model(sparsity: float) -> str:
     return f"pruned/{sparsity}"
 
 
+def student_model(name: str) -> str:
+    return f"students/{name}"
+
+
+def student_metrics_path(name: str) -> Path:
+    return Path("metrics/students") / f"{name}.json"
+
+
 def variant_name(model: str, fmt: str) -> str:
     """`pruned/0.5` + `int8` -> `pruned_50_int8`: no dot in a metric key, so DVC never reads it as nesting."""
     if model.startswith("pruned/"):
         model = f"pruned_{round(float(model.split('/', 1)[1]) * 100):g}"
+    elif model.startswith("students/"):
+        model = f"student_{model.split('/', 1)[1]}"
     return f"{model}_{fmt}"
 
 
@@ -69,4 +87,4 @@ def variants(params: dict) -> list[tuple[str, str]]:
     for sparsity in params["prune"]["sweep"]:
         rows += [(pruned_model(sparsity), fmt) for fmt in formats]
         rows += [(pruned_model(sparsity), f"{fmt}_sparse") for fmt in sparse]
-    return rows + [("deploy", "int8")]
+    return rows + [("deploy", "int8")] + [(student_model(name), "int8") for name in params["students"]["run"]]

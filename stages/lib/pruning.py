@@ -35,6 +35,11 @@ def clone_wrapping(
     )
 
 
+def frozen_prunable(model: keras.Model, min_weights: int) -> list[str]:
+    """Layers pruning would touch but fine-tuning would not train: their masks would never recover."""
+    return [layer.name for layer in model.layers if large_enough(layer, min_weights) and not layer.trainable]
+
+
 def schedule(target_sparsity: float, total_steps: int, mask_updates: int, ramp_fraction: float) -> tuple[Any, int]:
     """A polynomial ramp from 0 to the target over `ramp_fraction` of the steps, in `mask_updates` raises.
 

@@ -39,8 +39,14 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
             method, clusters = params["deploy"]["method"], params["deploy"]["clusters"]
             note = f"pruned {params['prune']['sparsity']:.0%} + {method.upper()} int8"
             note += f" ({clusters} clusters)" if method == "pcqat" else ""
+        elif model.startswith("students/"):
+            size = _read(paths.convert_metrics_path(model))[fmt]
+            shape = params["students"]["shapes"][model.split("/", 1)[1]]
+            note = f"Lite0 to block {shape['stop_after_block']}, {shape['image_size']} px, " + (
+                "distilled" if shape["distill"] else "labels only"
+            )
         else:
-            size = _read(paths.convert_metrics_path(model, fmt))
+            size = _read(paths.convert_metrics_path(model))[fmt]
             note = FORMAT_NOTES.get(fmt, fmt)
         sparsity_target = _sparsity_target(model, params)
         pruned_layers = None
@@ -68,6 +74,8 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "size_bytes": size["size_bytes"],
                 "compressed_bytes": size["compressed_bytes"],
                 "tflm_arena_bytes": evaluation.get("tflm_arena_bytes"),
+                "tflm": evaluation.get("tflm"),
+                "multiply_accumulates": evaluation["multiply_accumulates"],
                 "correct": [int(p["actual"] == p["predicted"]) for p in predictions],
             }
         )

@@ -1,0 +1,144 @@
+"""Stage `student@<name>`: a small Lite0 (stopped after a block, at a lower resolution) learns from the teacher's
+soft labels and the labels (or, as the control, the labels alone), then becomes a full-integer int8 model for
+TensorFlow Lite Micro. Settings are chosen on validation; the test split is read only by `evaluate-student`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import tf_keras as keras
+
+from stages.lib import conversion, data, litert, paths, training
+from stages.lib import model as model_lib
+from stages.lib import params as params_lib
+from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_json
+
+
+def targets(params: dict, shape: dict, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Training images and targets: labels, or teacher and labels mixed plus the teacher-labelled unlabeled cells."""
+    wanted = labels.astype(np.float32)
+    if not shape["distill"]:
+        return images, wanted, 0
+    distill, teacher = params["distill"], np.load(paths.TEACHER)
+    weight = distill["soft_label_weight"]
+    wanted = weight * teacher["train"] + (1 - weight) * wanted
+    if not distill["unlabeled"]:
+        return images, wanted, 0
+    unlabeled = data.resize_all(data.load_unlabeled(paths.UNLABELED), images.shape[1])
+    return np.concatenate([images, unlabeled]), np.concatenate([wanted, teacher["unlabeled"]]), len(unlabeled)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True, help="a student of `students.shapes`")
+    name = parser.parse_args().name
+    params = params_lib.load()
+    config, seed = params["students"], params["seed"]
+    if name not in config["shapes"]:
+        raise UserError(f"--name {name}: not in `students.shapes` ({', '.join(config['shapes'])})")
+    shape = config["shapes"][name]
+    model_lib.seed_everything(seed)
+    size = shape["image_size"]
+    train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
+    labeled = data.resize_all(train[0], size)
+    images, wanted, unlabeled = targets(params, shape, labeled, train[1])
+    validation = (data.resize_all(validation[0], size), validation[1])
+    started = time.perf_counter()
+    live = training.open_live(paths.live_folder(f"students/{name}"))
+    common = dict(batch_size=config["batch_size"], augment=params["train"]["augment"], seed=seed)
+    model = model_lib.build_classifier(
+        size, "efficientnet_lite0", "bundled", config["dense_units"], config["dropout"], shape["stop_after_block"]
+    )
+    model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
+    if config["head_epochs"]:
+        training.fit(
+            model,
+            (images, wanted),
+            validation,
+            epochs=config["head_epochs"],
+            learning_rate=config["head_learning_rate"],
+            callbacks=[training.live_callback(live)],
+            **common,
+        )
+    model_lib.set_trainable(model, from_block=0)
+    steps = config["epochs"] * training.steps_per_epoch(len(wanted), config["batch_size"])
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=config["early_stopping_patience"], restore_best_weights=True
+    )
+    history = training.fit(
+        model,
+        (images, wanted),
+        validation,
+        epochs=config["epochs"],
+        learning_rate=training.cosine_schedule(config["learning_rate"], steps),
+        callbacks=[training.live_callback(live), stopper],
+        initial_epoch=config["head_epochs"],
+        **common,
+    )
+    live.end()
+    train_seconds = time.perf_counter() - started
+
+    # Full-integer int8, calibrated on labeled training images; its decision threshold is chosen on validation with
+    # LiteRT's reference kernels, the integer arithmetic TFLite Micro runs.
+    representative = data.representative_images(labeled, params["convert"]["representative_samples"], seed)
+    started = time.perf_counter()
+    flatbuffer = conversion.convert(model, "int8", representative)
+    convert_seconds = time.perf_counter() - started
+    tflite_file = paths.tflite_path(paths.student_model(name), "int8")
+    write_bytes(tflite_file, flatbuffer)
+    float_validation = model_lib.predict(model, validation[0])
+    int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
+    float_threshold = model_lib.best_threshold(float_validation, validation[1])
+    threshold = model_lib.best_threshold(int8_validation, validation[1])
+    float_accuracy = float(((float_validation >= float_threshold) == validation[1]).mean())
+    int8_accuracy = float(((int8_validation >= threshold) == validation[1]).mean())
+
+    meta = {"variant": paths.variant_name(paths.student_model(name), "int8"), "threshold": threshold, **shape}
+    with atomic_path(paths.keras_folder(paths.student_model(name))) as folder:
+        folder.mkdir()
+        model.save(folder / paths.MODEL_FILE)
+        write_json(folder / paths.META_FILE, meta)
+    write_json(
+        paths.convert_metrics_path(paths.student_model(name)),
+        {
+            "int8": {
+                "size_bytes": len(flatbuffer),
+                "compressed_bytes": litert.compressed_size(flatbuffer),
+                "convert_seconds": round(convert_seconds, 2),
+                "representative_samples": len(representative),
+            }
+        },
+    )
+    kept = stopper.best_weights is not None
+    write_json(
+        paths.student_metrics_path(name),
+        {
+            **shape,
+            "parameters": model.count_params(),
+            "train_images": len(labeled),
+            "unlabeled_images": unlabeled,
+            "epochs_run": {
+                "head": config["head_epochs"],
+                "fine_tune": len(history.epoch),
+                "best_fine_tune_epoch": stopper.best_epoch - config["head_epochs"] + 1 if kept else len(history.epoch),
+            },
+            "validation": {
+                "float_accuracy": float_accuracy,
+                "int8_accuracy": int8_accuracy,
+                # Post-training quantization's cost on validation; above 1 pp a student would need QAT.
+                "int8_loss_pp": round(100 * (float_accuracy - int8_accuracy), 2),
+            },
+            "threshold": threshold,
+            "train_seconds": round(train_seconds, 1),
+        },
+    )
+    print(
+        f"student {name}: validation accuracy float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}; "
+        f"{len(flatbuffer):,} bytes"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

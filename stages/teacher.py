@@ -1,0 +1,52 @@
+"""Stage `teacher`: the baseline's soft labels for the students, on every training image and every unlabeled cell:
+its mean probability over the dihedral views (a solar cell is the same cell flipped or turned)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from stages.lib import data, paths, scores
+from stages.lib import model as model_lib
+from stages.lib import params as params_lib
+from stages.lib.io import atomic_path, run_stage, write_json
+
+
+def soft_labels(model, images: np.ndarray, views: int) -> np.ndarray:
+    """P(class 1) averaged over the first `views` dihedral views of each image."""
+    return np.mean([model_lib.predict(model, data.dihedral_view(images, view)) for view in range(views)], axis=0)
+
+
+def main() -> None:
+    params = params_lib.load()
+    views = params["distill"]["teacher_views"]
+    model, meta = model_lib.load(paths.keras_folder("baseline"))
+    train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
+    unlabeled = data.load_unlabeled(paths.UNLABELED)
+    train_soft = soft_labels(model, train[0], views)
+    unlabeled_soft = soft_labels(model, unlabeled, views) if len(unlabeled) else np.zeros(0, np.float32)
+    # What averaging the views does to the teacher, measured on validation at the baseline's own threshold.
+    one, averaged = (soft_labels(model, validation[0], n) for n in (1, views))
+    threshold = meta["threshold"]
+    buffer = io.BytesIO()
+    np.savez(buffer, train=train_soft.astype(np.float32), unlabeled=unlabeled_soft.astype(np.float32))
+    with atomic_path(paths.TEACHER) as path:
+        path.write_bytes(buffer.getvalue())
+    write_json(
+        paths.TEACHER_METRICS,
+        {
+            "views": views,
+            "validation_accuracy_one_view": scores.classification_scores(validation[1], one, threshold)["accuracy"],
+            "validation_accuracy_views": scores.classification_scores(validation[1], averaged, threshold)["accuracy"],
+            "train_images": len(train_soft),
+            "train_agreement_with_labels": float(((train_soft >= threshold) == train[1]).mean()),
+            "unlabeled_images": len(unlabeled_soft),
+            "unlabeled_flagged_share": float((unlabeled_soft >= threshold).mean()) if len(unlabeled_soft) else None,
+        },
+    )
+    print(f"teacher: {len(train_soft)} training and {len(unlabeled_soft)} unlabeled images, {views} views each")
+
+
+if __name__ == "__main__":
+    run_stage(main)

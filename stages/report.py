@@ -59,6 +59,51 @@ def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
     return row["multiply_accumulates"] * board["ns_per_mac"] / 1e6
 
 
+def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
+    """The TFLite Micro test accuracy with its interval where it was measured (students; the deploy model)."""
+    if row["tflm"]:
+        low, high, accuracy = (
+            row["tflm"]["accuracy_ci95_low"],
+            row["tflm"]["accuracy_ci95_high"],
+            row["tflm"]["accuracy"],
+        )
+    elif row["model"] == "deploy":
+        (low, high), accuracy = micro["tflm_accuracy_ci95"], micro["tflm_accuracy"]
+    else:
+        return "not run"
+    return f"{accuracy:.1%} ({low:.1%}–{high:.1%})"
+
+
+def board_matrix(
+    table: list[dict[str, Any]], advice: dict[str, dict], micro: dict[str, Any], params: dict
+) -> list[str]:
+    """Every int8 model against every board: fits or the shortfall, the share of RAM and flash, estimated latency."""
+    targets = params["report"]["targets"]
+    measured = [row for row in table if row["tflm_arena_bytes"]]
+    lines = [
+        "",
+        "### Every int8 model on every board",
+        "",
+        "RAM and flash: arena + reserve over RAM (SRAM, else PSRAM), flash images × file + reserve over flash. "
+        "TFLM accuracy: the whole test split on TensorFlow Lite Micro where it was run (students, the deploy model); "
+        "the recommendation ranks by the LiteRT accuracy every row has.",
+        "",
+        "| model | arena | flash | TFLM accuracy (95 % CI) | " + " | ".join(targets) + " |",
+        "|---|---|---|---|" + "---|" * len(targets),
+    ]
+    for row in measured:
+        cells = []
+        for name, board in targets.items():
+            fit = advice[name]["fits"][row["variant"]]
+            use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
+            cells.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
+        lines.append(
+            f"| {label(row)} | {row['tflm_arena_bytes']:,} B | {row['size_bytes']:,} B "
+            f"| {device_accuracy(row, micro)} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
 def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
     """The student models: shape, cost, TFLM accuracy, estimated latency per board, and what distillation buys."""
     students = [row for row in table if row["model"].startswith("students/")]
@@ -173,17 +218,18 @@ def render(
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
         "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml).",
         "",
-        "| board | RAM reserve | flash reserve | flash images | recommended | RAM used | flash used | est. latency "
-        "| why |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy (95 % CI) | RAM used "
+        "| flash used | est. latency | why |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, choice in advice.items():
         board = config["targets"][name]
+        chosen = rows.find(table, choice["variant"]) if choice["variant"] else None
         used = (
-            f"{choice['ram_use']:.0%} ({choice['arena_memory']}) | {choice['flash_use']:.0%} "
-            f"| ~{estimated_ms(rows.find(table, choice['variant']), board):,.0f} ms"
-            if choice["variant"]
-            else "– | – | –"
+            f"{device_accuracy(chosen, micro)} | {choice['ram_use']:.0%} ({choice['arena_memory']}) "
+            f"| {choice['flash_use']:.0%} | ~{estimated_ms(chosen, board):,.0f} ms"
+            if chosen
+            else "– | – | – | –"
         )
         lines.append(
             f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
@@ -191,6 +237,7 @@ def render(
             f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
             f"| {choice['reason']} |"
         )
+    lines += board_matrix(table, advice, micro, params)
     lines += students_section(table, gains, params)
     lines += [
         "",

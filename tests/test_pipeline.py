@@ -163,6 +163,18 @@ def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
     assert "up to date" in run_tool(["dvc", "status"], repo).stdout
 
 
+def test_changing_one_student_marks_only_that_student_and_the_report(repo: Path):
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["students"]["shapes"]["b10_96"]["image_size"] = 40
+    try:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert set(status) == {"student@b10_96", "report"}  # the rest follows from their outputs: evaluation, firmware
+
+
 @pytest.fixture(scope="module")
 def committed(repo: Path) -> Path:
     run_tool([*GIT, "add", "-A"], repo)

@@ -55,6 +55,7 @@ def short_classifier():
     cluster and quantize instead of 4 M, the same layer kinds."""
     from stages.lib import model
 
+    model.seed_everything(0)  # the head's initial weights, whichever tests ran before
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1, stop_after_block=3)
 
 
@@ -87,6 +88,7 @@ def pruned(short_classifier, elpv_images):
     from stages.lib import model, pruning
 
     images, labels = elpv_images
+    model.seed_everything(0)  # the same fine-tune whichever tests ran before: session fixtures share the RNG
     net = copy_model(short_classifier)
     model.set_trainable(net, from_block=0)
     steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs

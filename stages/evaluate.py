@@ -19,10 +19,12 @@ def main() -> None:
     parser.add_argument("--tflm", action="store_true", help="also run the whole test split on TensorFlow Lite Micro")
     args = parser.parse_args()
     params = params_lib.load()
-    images, labels = data.load_split(paths.PREPARED, "test")
+    originals, labels = data.load_split(paths.PREPARED, "test")
     path = paths.tflite_path(args.model, args.format)
-    interpreter, kernels = litert.open_interpreter(path, params["evaluate"]["num_threads"])
-    images = data.resize_all(images, litert.input_size(interpreter))  # a student takes smaller images
+    threads, runs = params["evaluate"]["num_threads"], params["evaluate"]["latency_runs"]
+    interpreter, kernels = litert.open_interpreter(path, threads)
+    size = litert.input_size(interpreter)
+    images = data.resize_all(originals, size)  # a student takes smaller images
     probabilities = litert.predict(interpreter, images)
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
@@ -36,16 +38,30 @@ def main() -> None:
             "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
             "threshold": threshold,
             "kernels": kernels,
-            "num_threads": params["evaluate"]["num_threads"],
-            "latency_ms": litert.latency_ms(interpreter, images[0], params["evaluate"]["latency_runs"]),
+            "num_threads": threads,
             "size_bytes": path.stat().st_size,
             # One denominator for every variant: all conv, depthwise and dense kernels stored in this file.
             "kernel_zeros_in_file": litert.tflite_weight_sparsity(path),
             "multiply_accumulates": litert.multiply_accumulates(path),
         }
     )
+    reference = paths.tflite_path("baseline", "float32")
+    if path == reference:
+        result["latency_ms"] = litert.latency_ms(interpreter, images[0], runs)
+    else:  # timed alternately with the float32 baseline, so the speed-up is free of the machine's drift
+        timing = litert.paired_latency_ms(
+            interpreter, litert.open_interpreter(reference, threads)[0], images[0], originals[0], runs
+        )
+        result["latency_ms"] = timing["latency_ms"]
+        result["float32_latency_ms"], result["speedup_vs_float32"] = timing["reference_latency_ms"], timing["speedup"]
     if args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(path)
+        # The recommendation ranks board candidates on validation accuracy: the test split decides nothing.
+        validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
+        validation = litert.predict(interpreter, data.resize_all(validation_images, size), "LiteRT (validation)")
+        result["validation_accuracy"] = scores.classification_scores(validation_labels, validation, threshold)[
+            "accuracy"
+        ]
     if args.tflm:  # the accuracy the device would give: TFLite Micro on every test image
         micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
         micro_scores = scores.classification_scores(labels, micro, threshold)

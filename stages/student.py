@@ -49,7 +49,13 @@ def main() -> None:
     live = training.open_live(paths.live_folder(f"students/{name}"))
     common = dict(batch_size=config["batch_size"], augment=params["train"]["augment"], seed=seed)
     model = model_lib.build_classifier(
-        size, "efficientnet_lite0", "bundled", config["dense_units"], config["dropout"], shape["stop_after_block"]
+        size,
+        "efficientnet_lite0",
+        "bundled",
+        config["dense_units"],
+        config["dropout"],
+        shape["stop_after_block"],
+        params_lib.expand_keep_by_block(shape["expand_keep"]),
     )
     model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
     if config["head_epochs"]:

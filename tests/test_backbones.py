@@ -69,3 +69,22 @@ def test_stopped_backbone_is_the_full_one_cut_short(imagenet_lite0, short_classi
 def test_stop_after_a_block_lite0_does_not_have_is_refused():
     with pytest.raises(UserError, match="stop_after_block"):
         model.build_classifier(32, "efficientnet_lite0", "bundled", 8, 0.1, stop_after_block=16)
+
+
+def test_a_narrowed_expand_keeps_the_strongest_imagenet_channels(imagenet_lite0):
+    """Block 1 at half width keeps the 48 expand channels of largest L1 norm, and the depthwise and project
+    weights that belong to exactly those channels."""
+    narrow = model.build_classifier(32, "efficientnet_lite0", "bundled", 8, 0.1, 2, {1: 0.5})
+    full = {name: imagenet_lite0.get_layer(name).get_weights()[0] for name in ("block1_expand_conv", "block1_dw_conv")}
+    kept = np.sort(np.argsort(np.abs(full["block1_expand_conv"]).sum(axis=(0, 1, 2)))[-48:])
+    np.testing.assert_array_equal(narrow.get_layer("block1_expand_conv").get_weights()[0], full["block1_expand_conv"][..., kept])
+    np.testing.assert_array_equal(narrow.get_layer("block1_dw_conv").get_weights()[0], full["block1_dw_conv"][:, :, kept])
+    project = imagenet_lite0.get_layer("block1_project_conv").get_weights()[0][:, :, kept]
+    np.testing.assert_array_equal(narrow.get_layer("block1_project_conv").get_weights()[0], project)
+    # Only the narrowed block changes: block 2 is Lite0's.
+    assert narrow.get_layer("block2_expand_conv").filters == imagenet_lite0.get_layer("block2_expand_conv").filters
+
+
+def test_narrowing_a_block_without_an_expand_layer_is_refused():
+    with pytest.raises(UserError, match="expand_keep.block0"):
+        model.build_classifier(32, "efficientnet_lite0", "bundled", 8, 0.1, 2, {0: 0.5})

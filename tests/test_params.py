@@ -63,6 +63,10 @@ BAD = [
     ("model.stop_after_block", 16, "model.stop_after_block"),
     ("prune.fine_tune_from_block", -1, "prune.fine_tune_from_block"),
     ("data.positive_class", "", "data.positive_class"),
+    ("convert.formats", ["int8"], "convert.formats"),  # float32 is the reference of every comparison
+    ("students.shapes.b7_64.expand_keep", {"block0": 0.5}, "students.shapes.b7_64.expand_keep.block0"),
+    ("students.shapes.b7_64.expand_keep", {"block1": 0}, "students.shapes.b7_64.expand_keep.block1"),
+    ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
 ]
 

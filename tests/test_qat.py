@@ -60,3 +60,23 @@ def test_cluster_preserving_qat_keeps_zeros_beside_dense_layers(pruned, elpv_ima
         if hasattr(layer, "layer") and pruning.prunable(layer.layer) and layer.layer.name != "stem_conv":
             kernel = next(w.numpy() for w in layer.weights if w.name.split("/")[-1] == "kernel:0")
             assert (kernel == 0).mean() >= 0.55, layer.name
+            # Clusters stay kernel-wide (one centroid vector per kernel, as clustering made them), not one per
+            # output channel: no more than the 4 centroids and the zero in the whole kernel after training.
+            centroids = [w for w in layer.weights if w.name.split("/")[-1] == "cluster_centroids_tf:0"]
+            if centroids:
+                assert len(centroids[0].shape) == 1, layer.name
+                assert len(np.unique(kernel)) <= 4 + 1, layer.name
+
+
+def test_cluster_preserving_qat_keeps_a_kernels_clusters_shared_by_its_channels(pruned, elpv_images):
+    """When every output channel holds all of the kernel's values, tfmot switched to per-channel centroids (a
+    channel-by-channel training graph: minutes of tracing on Lite0); ours stay one vector per kernel."""
+    clustered = clustering.cluster(copy_model(pruned), clusters=4, min_weights=0)
+    stripped = clustering.strip(clustered)
+    layer = next(layer for layer in stripped.layers if isinstance(layer, keras.layers.Conv2D) and layer.filters >= 8)
+    values = np.resize(np.array([0.0, -0.2, -0.1, 0.1, 0.2], np.float32), layer.kernel.shape[:-1] + (1,))
+    layer.kernel.assign(np.repeat(values, layer.kernel.shape[-1], axis=-1))  # every channel holds all 5 values
+    model = qat.quantization_aware(stripped, preserve_clusters=True)
+    wrapper = model.get_layer(f"quant_{layer.name}")
+    centroids = next(w for w in wrapper.weights if w.name.split("/")[-1] == "cluster_centroids_tf:0")
+    assert centroids.shape == (5,)

@@ -47,5 +47,5 @@ def test_the_quick_profile_is_the_override_the_suite_runs():
 
     text = (ROOT / "README.md").read_text()
     command = text[text.index("dvc exp run --temp") :].split("```")[0]
-    given = {key: yaml.safe_load(value) for key, value in re.findall(r"-S '?([\w.]+)=([^'\s]+)'?", command)}
+    given = {key: yaml.safe_load(value) for key, value in re.findall(r"-S '?\+{0,2}([\w.]+)=([^'\s]+)'?", command)}
     assert given == _flat(TINY)

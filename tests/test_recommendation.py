@@ -1,5 +1,5 @@
-"""The recommendation: most accurate class of fitting models, smallest flash then arena within a tolerance,
-and the true reason when nothing is recommended."""
+"""The recommendation: most accurate class of fitting models on validation, smallest flash then arena within a
+tolerance, and the true reason when nothing is recommended."""
 
 from __future__ import annotations
 
@@ -39,14 +39,21 @@ def _params(**report) -> dict:
 
 
 def _row(variant: str, accuracy: float, size: int, arena: int | None) -> dict:
-    return {"variant": variant, "accuracy": accuracy, "size_bytes": size, "tflm_arena_bytes": arena}
+    """A row whose validation accuracy is `accuracy`; its test accuracy is deliberately the opposite ranking."""
+    return {
+        "variant": variant,
+        "validation_accuracy": accuracy,
+        "accuracy": 1 - accuracy,
+        "size_bytes": size,
+        "tflm_arena_bytes": arena,
+    }
 
 
 def test_size_within_tolerance_lets_accuracy_decide():
     rows = [_row("baseline_int8", 0.946, 4_295_064, 1_690_896), _row("deploy_int8", 0.940, 4_301_560, 1_690_896)]
     assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "baseline_int8"
     # Without tolerance 6,496 bytes (0.15 %) would decide; with it, the sizes are equal and accuracy decides.
-    rows[1]["accuracy"] = 0.95
+    rows[1]["validation_accuracy"] = 0.95
     assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "deploy_int8"
     assert recommendation.recommend(rows, _params(size_tolerance=0.0))["big"]["variant"] == "baseline_int8"
 
@@ -55,7 +62,7 @@ def test_a_clearly_smaller_model_wins_when_accuracy_is_close():
     rows = [_row("large", 0.94, 4_000_000, 1_600_000), _row("small", 0.935, 400_000, 150_000)]
     advice = recommendation.recommend(rows, _params())
     assert advice["big"]["variant"] == "small" and advice["small"]["variant"] == "small"
-    rows[1]["accuracy"] = 0.90  # 4 pp worse: outside the 2 pp margin, the accurate model wins where it fits
+    rows[1]["validation_accuracy"] = 0.90  # 4 pp worse: outside the 2 pp margin, the accurate model wins where it fits
     advice = recommendation.recommend(rows, _params())
     assert advice["big"]["variant"] == "large" and advice["small"]["variant"] == "small"
 
@@ -71,3 +78,9 @@ def test_the_reason_names_the_arena_when_it_is_the_cause():
 def test_the_reason_names_the_floor_when_accuracy_is_the_cause():
     advice = recommendation.recommend([_row("tiny", 0.70, 100_000, 50_000)], _params())["small"]
     assert advice["variant"] is None and "below the 85% floor" in advice["reason"]
+
+
+def test_the_test_split_decides_nothing():
+    rows = [_row("a", 0.93, 400_000, 150_000), _row("b", 0.96, 410_000, 150_000)]
+    rows[0]["accuracy"], rows[1]["accuracy"] = 0.99, 0.80  # test accuracy says `a`; validation says `b`
+    assert recommendation.recommend(rows, _params())["small"]["variant"] == "b"

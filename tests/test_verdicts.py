@@ -29,11 +29,16 @@ def test_one_image_does_not_decide_an_accuracy_claim():
     )
 
 
-def test_speed_needs_the_quartiles_apart():
-    base = {"p25": 2.0, "median": 2.1, "p75": 2.2}
-    assert verdicts.faster(base, {"p25": 0.9, "median": 0.95, "p75": 1.0}, 1.05) == verdicts.SUPPORTED
-    assert verdicts.faster(base, {"p25": 2.0, "median": 2.15, "p75": 2.3}, 1.05) == verdicts.NOT_SUPPORTED
-    assert verdicts.faster(base, {"p25": 1.8, "median": 1.9, "p75": 2.0}, 1.05) == verdicts.INCONCLUSIVE
+def _speedup(p25: float, median: float) -> dict:
+    return {"speedup_vs_float32": {"p25": p25, "median": median, "p75": median + (median - p25)}}
+
+
+def test_speed_is_judged_on_the_paired_speedups():
+    assert verdicts.faster(_speedup(1.9, 2.1), 1.05) == verdicts.SUPPORTED
+    # A median below the ratio is not faster, whatever the best runs did.
+    assert verdicts.faster(_speedup(0.9, 1.02), 1.05) == verdicts.NOT_SUPPORTED
+    # The median reaches it, a quarter of the pairs do not: inconclusive.
+    assert verdicts.faster(_speedup(1.0, 1.1), 1.05) == verdicts.INCONCLUSIVE
 
 
 def test_translated_threshold():
@@ -54,6 +59,9 @@ def _row(
         "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03],
         "kernels": "xnnpack",
         "latency_ms": {"median": latency, "p25": latency * 0.98, "p75": latency * 1.02},
+        # As if timed alternately with a 2 ms float32 baseline in one process.
+        "float32_latency_ms": {"median": 2.0},
+        "speedup_vs_float32": {"p25": 1.96 / latency, "median": 2.0 / latency, "p75": 2.04 / latency, "runs": 50},
         "size_bytes": size,
         "compressed_bytes": size // (3 if sparsity else 1),
     }

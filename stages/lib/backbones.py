@@ -47,13 +47,34 @@ def _conv_bn(
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x) if activation else x
 
 
-def lite0_features(inputs: Any, stop_after_block: int | None = None) -> Any:
+def expand_widths(expand_keep: dict[int, float] | None) -> dict[int, int]:
+    """Block -> its narrowed expand width: `keep` x Lite0's (at least 8 channels). Block 0 has no expand layer."""
+    full, block, channels = {}, 0, LITE0_STEM
+    for repeats, _kernel, _stride, expand, filters in LITE0_STAGES:
+        for _ in range(repeats):
+            if expand != 1:
+                full[block] = channels * expand
+            block, channels = block + 1, filters
+    widths = {}
+    for block, keep in (expand_keep or {}).items():
+        if block not in full:
+            raise UserError(f"`expand_keep.block{block}`: Lite0's blocks with an expand layer are 1-{LITE0_BLOCKS - 1}")
+        widths[block] = max(8, round(keep * full[block]))
+    return widths
+
+
+def lite0_features(
+    inputs: Any, stop_after_block: int | None = None, expand_keep: dict[int, float] | None = None
+) -> Any:
     """EfficientNet-Lite0 without its classifier, on raw 0-255 pixels; returns the 1280-channel feature map.
 
     `stop_after_block` ends the backbone after that MBConv block (0-15), without the 1280-channel `top`
-    convolution: fewer parameters (flash) and, with a smaller input, a smaller activation peak (RAM)."""
+    convolution: fewer parameters (flash) and, with a smaller input, a smaller activation peak (RAM).
+    `expand_keep` ({block: fraction}) narrows those blocks' expand layers: block 1's expand output, at half the
+    input resolution, is the largest activation, so narrowing it lowers the TFLite Micro arena."""
     if stop_after_block is not None and not 0 <= stop_after_block < LITE0_BLOCKS:
         raise UserError(f"`model.stop_after_block` is {stop_after_block}; Lite0 has blocks 0-{LITE0_BLOCKS - 1}")
+    widths = expand_widths(expand_keep)
     # The checkpoint was trained on (x - 127) / 128; doing it in the graph lets every exported model take raw pixels.
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
     x = _conv_bn(x, "stem", LITE0_STEM, 3, 2)
@@ -62,7 +83,7 @@ def lite0_features(inputs: Any, stop_after_block: int | None = None) -> Any:
         for repeat in range(repeats):
             shortcut, name = x, f"block{block}"
             if expand != 1:
-                x = _conv_bn(x, f"{name}_expand", channels * expand, 1)
+                x = _conv_bn(x, f"{name}_expand", widths.get(block, channels * expand), 1)
             x = _conv_bn(x, f"{name}_dw", 0, kernel, stride if repeat == 0 else 1, depthwise=True)
             x = _conv_bn(x, f"{name}_project", filters, 1, activation=False)
             if repeat > 0:  # stride 1 and same width: the residual connection of an MBConv block
@@ -103,11 +124,30 @@ def _lite0_layer_weights(state: dict[str, np.ndarray]) -> dict[str, list[np.ndar
     return weights
 
 
+def _narrow(weights: dict[str, list[np.ndarray]], block: int, width: int) -> None:
+    """Keep the `width` expand channels of `block` with the largest L1 norm (magnitude channel pruning) and the
+    depthwise and project weights that read them."""
+    kernel = weights[f"block{block}_expand_conv"][0]  # HWIO
+    kept = np.sort(np.argsort(np.abs(kernel).sum(axis=(0, 1, 2)))[-width:])
+    weights[f"block{block}_expand_conv"] = [kernel[..., kept]]
+    weights[f"block{block}_dw_conv"] = [weights[f"block{block}_dw_conv"][0][:, :, kept]]
+    weights[f"block{block}_project_conv"] = [weights[f"block{block}_project_conv"][0][:, :, kept]]
+    for norm in (f"block{block}_expand_bn", f"block{block}_dw_bn"):
+        weights[norm] = [values[kept] for values in weights[norm]]
+
+
 def load_lite0_weights(model: keras.Model, path: str | Path | None = None) -> None:
-    """Copy the ImageNet Lite0 checkpoint into the backbone layers of `model` (matched by name)."""
+    """Copy the ImageNet Lite0 checkpoint into the backbone layers of `model` (matched by name); a narrowed
+    expand layer gets the checkpoint's strongest channels."""
     state = load_state_dict(path or bundled_lite0_path())
     weights = _lite0_layer_weights(state)
     present = {layer.name for layer in model.layers}
+    for block in range(LITE0_BLOCKS):
+        name = f"block{block}_expand_conv"
+        if name in present and name in weights:
+            width = model.get_layer(name).filters
+            if width < weights[name][0].shape[-1]:
+                _narrow(weights, block, width)
     # A backbone stopped early has a prefix of Lite0's layers: load those, and check none is left out.
     prefixes = ("stem", "block", "top")
     backbone = {layer.name for layer in model.layers if layer.weights and layer.name.startswith(prefixes)}
@@ -143,7 +183,13 @@ def efficientnet_b0_features(inputs: Any, weights: str | None) -> Any:
     return base.output
 
 
-def backbone_features(inputs: Any, backbone: str, weights: str | None, stop_after_block: int | None = None) -> Any:
+def backbone_features(
+    inputs: Any,
+    backbone: str,
+    weights: str | None,
+    stop_after_block: int | None = None,
+    expand_keep: dict[int, float] | None = None,
+) -> Any:
     """The named backbone's feature map on `inputs`; Lite0's weights are loaded later by `load_lite0_weights`."""
     if backbone == "efficientnet_lite0":
         if weights == "imagenet":
@@ -151,7 +197,9 @@ def backbone_features(inputs: Any, backbone: str, weights: str | None, stop_afte
                 "`model.weights: imagenet` is for efficientnet_b0; "
                 "Lite0's ImageNet weights ship offline as `model.weights: bundled`"
             )
-        return lite0_features(inputs, stop_after_block)
-    if stop_after_block is not None:
-        raise UserError("`model.stop_after_block` is for efficientnet_lite0; set it to null for efficientnet_b0")
+        return lite0_features(inputs, stop_after_block, expand_keep)
+    if stop_after_block is not None or expand_keep:
+        raise UserError(
+            "`model.stop_after_block` and `expand_keep` are for efficientnet_lite0; unset them for efficientnet_b0"
+        )
     return efficientnet_b0_features(inputs, weights)

@@ -77,18 +77,8 @@ def predict(interpreter: Interpreter, images: np.ndarray, description: str = "Li
     return probabilities
 
 
-def latency_ms(interpreter: Interpreter, image: np.ndarray, runs: int) -> dict[str, float]:
-    """Median and spread of single-image invoke() times, after a warm-up."""
-    input_detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(input_detail["index"], quantize_input(image[None].astype(np.float32), input_detail))
-    for _ in range(3):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1000.0)
-    p10, p25, median, p75, p90 = np.percentile(times, [10, 25, 50, 75, 90])
+def _summary(values: list[float]) -> dict[str, float]:
+    p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
     return {
         "median": float(median),
         "p10": float(p10),
@@ -96,7 +86,51 @@ def latency_ms(interpreter: Interpreter, image: np.ndarray, runs: int) -> dict[s
         "p75": float(p75),
         "p90": float(p90),
         "iqr": float(p75 - p25),
-        "runs": runs,
+        "runs": len(values),
+    }
+
+
+def _timed_invoke(interpreter: Interpreter) -> float:
+    start = time.perf_counter()
+    interpreter.invoke()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _load(interpreter: Interpreter, image: np.ndarray) -> None:
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], quantize_input(image[None].astype(np.float32), detail))
+    for _ in range(3):  # warm-up
+        interpreter.invoke()
+
+
+def latency_ms(interpreter: Interpreter, image: np.ndarray, runs: int) -> dict[str, float]:
+    """Median and spread of single-image invoke() times, after a warm-up."""
+    _load(interpreter, image)
+    return _summary([_timed_invoke(interpreter) for _ in range(runs)])
+
+
+def paired_latency_ms(
+    interpreter: Interpreter, reference: Interpreter, image: np.ndarray, reference_image: np.ndarray, runs: int
+) -> dict[str, dict[str, float]]:
+    """Latency of `interpreter` and of `reference`, invoked alternately in one process, and the per-pair speed-up.
+
+    Timings taken minutes apart in separate processes differ by the machine's drift (1.4x was seen on one box);
+    alternating the two models exposes both to the same load, so their ratio is what the model changes.
+    """
+    _load(interpreter, image)
+    _load(reference, reference_image)
+    own, other = [], []
+    for run in range(runs):
+        if run % 2:  # alternate which goes first: neither always runs on a warmer cache
+            own.append(_timed_invoke(interpreter))
+            other.append(_timed_invoke(reference))
+        else:
+            other.append(_timed_invoke(reference))
+            own.append(_timed_invoke(interpreter))
+    return {
+        "latency_ms": _summary(own),
+        "reference_latency_ms": _summary(other),
+        "speedup": _summary([r / o for r, o in zip(other, own, strict=True)]),
     }
 
 

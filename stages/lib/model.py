@@ -42,10 +42,11 @@ def build_classifier(
     dense_units: int,
     dropout: float,
     stop_after_block: int | None = None,
+    expand_keep: dict[int, float] | None = None,
 ) -> keras.Model:
     """One flat functional model taking raw 0-255 pixels and returning P(class 1)."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    features = backbone_features(inputs, backbone, weights, stop_after_block)
+    features = backbone_features(inputs, backbone, weights, stop_after_block, expand_keep)
     x = keras.layers.GlobalMaxPooling2D(name="head_pool")(features)
     x = keras.layers.Dense(dense_units, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)

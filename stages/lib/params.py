@@ -98,7 +98,27 @@ TARGET_SCHEMA = {
 }
 
 
-STUDENT_SCHEMA = {"image_size": integer(32, 1024), "stop_after_block": integer(0, 15), "distill": boolean}
+def expand_keep(key: str, value: Any) -> None:
+    """{`block<N>`: fraction of that block's expand channels kept}; {} keeps Lite0's widths."""
+    if not isinstance(value, dict):
+        _fail(key, value, "expected a mapping like {block1: 0.5} ({} keeps every channel)")
+    for name, keep in value.items():
+        if not (isinstance(name, str) and name.startswith("block") and name[5:].isdigit() and 1 <= int(name[5:]) <= 15):
+            _fail(f"{key}.{name}", keep, "expected keys block1 ... block15 (block 0 has no expand layer)")
+        number(0, 1, low_open=True)(f"{key}.{name}", keep)
+
+
+def expand_keep_by_block(value: dict[str, float]) -> dict[int, float]:
+    """{block1: 0.5} -> {1: 0.5}, the form the backbone takes."""
+    return {int(name[5:]): keep for name, keep in value.items()}
+
+
+STUDENT_SCHEMA = {
+    "image_size": integer(32, 1024),
+    "stop_after_block": integer(0, 15),
+    "expand_keep": expand_keep,
+    "distill": boolean,
+}
 
 
 def shapes(key: str, value: Any) -> None:
@@ -233,6 +253,12 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             "prune.sparsity",
             params["prune"]["sparsity"],
             f"expected one of `prune.sweep` {params['prune']['sweep']}: deploy starts from that pruned model",
+        )
+    if "float32" not in params["convert"]["formats"]:
+        _fail(
+            "convert.formats",
+            params["convert"]["formats"],
+            "expected float32 among them: every variant is compared with, and timed against, the float32 baseline",
         )
     unknown = [name for name in params["students"]["run"] if name not in params["students"]["shapes"]]
     if unknown:

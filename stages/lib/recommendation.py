@@ -6,24 +6,27 @@ from typing import Any
 
 from stages.lib import boards
 
+# What ranks the candidates: LiteRT int8 accuracy on the validation split (set by `evaluate` for int8 files).
+RANKED_BY = "validation_accuracy"
+
 
 def _within(value: float, smallest: float, tolerance: float) -> bool:
     return value <= smallest * (1 + tolerance)
 
 
 def choose(candidates: list[dict[str, Any]], size_tolerance: float, margin_pp: float) -> dict[str, Any]:
-    """The smallest of the models within `margin_pp` of the most accurate one.
+    """The smallest of the models within `margin_pp` of the most accurate one, on validation accuracy.
 
     Smallest by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
-    smallest count as equal, and accuracy decides between them.
+    smallest count as equal, and validation accuracy decides between them. The test split decides nothing.
     """
-    best = max(row["accuracy"] for row in candidates)
-    pool = [row for row in candidates if 100 * (best - row["accuracy"]) < margin_pp]
+    best = max(row[RANKED_BY] for row in candidates)
+    pool = [row for row in candidates if 100 * (best - row[RANKED_BY]) < margin_pp]
     flash = min(row["size_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["size_bytes"], flash, size_tolerance)]
     arena = min(row["tflm_arena_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
-    return max(pool, key=lambda row: (row["accuracy"], -row["size_bytes"]))
+    return max(pool, key=lambda row: (row[RANKED_BY], -row["size_bytes"]))
 
 
 def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -35,7 +38,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
     for name, board in config["targets"].items():
         fits = {row["variant"]: boards.fit(row["size_bytes"], row["tflm_arena_bytes"], board) for row in measured}
         fitting = [row for row in measured if fits[row["variant"]]["fits"]]
-        good = [row for row in fitting if row["accuracy"] >= floor]
+        good = [row for row in fitting if row[RANKED_BY] >= floor]
         if good:
             row = choose(good, tolerance, margin)
             fit = fits[row["variant"]]
@@ -47,15 +50,17 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "arena_memory": fit["arena_memory"],
                 "ram_use": fit["ram_use"],
                 "flash_use": fit["flash_use"],
-                "reason": f"smallest of the {len(good)} fitting models with accuracy >= {floor:.0%} that are within "
-                f"{margin:g} pp of the most accurate; sizes within {tolerance:.0%} count as equal",
+                "validation_accuracy": row[RANKED_BY],
+                "reason": f"smallest of the {len(good)} fitting models with validation accuracy >= {floor:.0%} that "
+                f"are within {margin:g} pp of the most accurate on validation; sizes within {tolerance:.0%} count "
+                "as equal",
             }
         elif fitting:
-            top = max(fitting, key=lambda row: row["accuracy"])
+            top = max(fitting, key=lambda row: row[RANKED_BY])
             result[name] = {
                 "variant": None,
-                "reason": f"{len(fitting)} models fit, the most accurate "
-                f"({top['variant']}, {top['accuracy']:.1%}) is below the {floor:.0%} floor",
+                "reason": f"{len(fitting)} models fit, the most accurate on validation "
+                f"({top['variant']}, {top[RANKED_BY]:.1%}) is below the {floor:.0%} floor",
             }
         elif measured:
             closest = min(measured, key=lambda row: (fits[row["variant"]]["ram_shortfall_bytes"], row["size_bytes"]))

@@ -70,6 +70,10 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "roc_auc": evaluation["roc_auc"],
                 "agreement_with_keras_baseline": evaluation["agreement_with_keras_baseline"],
                 "latency_ms": evaluation["latency_ms"],
+                # Timed alternately with the float32 baseline in the same process (absent on float32 itself).
+                "float32_latency_ms": evaluation.get("float32_latency_ms"),
+                "speedup_vs_float32": evaluation.get("speedup_vs_float32"),
+                "validation_accuracy": evaluation.get("validation_accuracy"),
                 "kernels": evaluation["kernels"],
                 "size_bytes": size["size_bytes"],
                 "compressed_bytes": size["compressed_bytes"],

@@ -41,6 +41,18 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
             .stat()
             .st_size
         )
+        reference = metrics.relative_to(repo / "metrics/evaluate").as_posix() == "baseline/float32.json"
+        # Every other variant is timed alternately with the float32 baseline in its own process.
+        assert reference == ("speedup_vs_float32" not in values)
+        if not reference:
+            speedup = values["speedup_vs_float32"]
+            assert speedup["runs"] == values["latency_ms"]["runs"] and 0 < speedup["p25"] <= speedup["median"]
+        # int8 files (the board candidates) carry the validation accuracy the recommendation ranks them by.
+        assert ("validation_accuracy" in values) == (metrics.stem == "int8")
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    for choice in summary["recommendation"].values():
+        if choice["variant"]:
+            assert choice["validation_accuracy"] == summary["variants"][choice["variant"]]["validation_accuracy"]
     deploy_file = repo / "models/tflite/deploy/int8.tflite"
     assert litert.io_types(deploy_file) == ("int8", "int8")
     deploy = json.loads((repo / "metrics/evaluate/deploy/int8.json").read_text())

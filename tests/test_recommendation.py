@@ -49,22 +49,18 @@ def _row(variant: str, accuracy: float, size: int, arena: int | None) -> dict:
     }
 
 
-def test_size_within_tolerance_lets_accuracy_decide():
-    rows = [_row("baseline_int8", 0.946, 4_295_064, 1_690_896), _row("deploy_int8", 0.940, 4_301_560, 1_690_896)]
-    assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "baseline_int8"
-    # Without tolerance 6,496 bytes (0.15 %) would decide; with it, the sizes are equal and accuracy decides.
-    rows[1]["validation_accuracy"] = 0.95
-    assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "deploy_int8"
-    assert recommendation.recommend(rows, _params(size_tolerance=0.0))["big"]["variant"] == "baseline_int8"
-
-
-def test_a_clearly_smaller_model_wins_when_accuracy_is_close():
+def test_the_most_accurate_fitting_model_wins():
     rows = [_row("large", 0.94, 4_000_000, 1_600_000), _row("small", 0.935, 400_000, 150_000)]
     advice = recommendation.recommend(rows, _params())
-    assert advice["big"]["variant"] == "small" and advice["small"]["variant"] == "small"
-    rows[1]["validation_accuracy"] = 0.90  # 4 pp worse: outside the 2 pp margin, the accurate model wins where it fits
-    advice = recommendation.recommend(rows, _params())
     assert advice["big"]["variant"] == "large" and advice["small"]["variant"] == "small"
+
+
+def test_a_tie_goes_to_the_smaller_and_sizes_within_tolerance_are_equal():
+    rows = [_row("baseline_int8", 0.94, 4_295_064, 1_690_896), _row("deploy_int8", 0.94, 4_301_560, 1_600_000)]
+    # 6,496 bytes of flash (0.15 %) are within the 2 % tolerance: the arena decides.
+    assert recommendation.recommend(rows, _params(size_tolerance=0.02))["big"]["variant"] == "deploy_int8"
+    # Without tolerance the smaller flash decides.
+    assert recommendation.recommend(rows, _params(size_tolerance=0.0))["big"]["variant"] == "baseline_int8"
 
 
 def test_the_reason_names_the_arena_when_it_is_the_cause():

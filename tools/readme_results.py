@@ -28,8 +28,8 @@ def block(summary: dict) -> str:
     """The markdown between the markers."""
     lines = [
         "| model | test accuracy (95 % CI) | Δ vs float32, pp (95 % CI) | file | gzip | reduction (gzip) | latency "
-        "| TFLM arena |",
-        "|---|---|---|---|---|---|---|---|",
+        "| speed-up vs float32 | TFLM arena |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, row in summary["variants"].items():
         low, high = row["accuracy_ci95"]
@@ -40,10 +40,12 @@ def block(summary: dict) -> str:
             else f"{change['pp']:+.1f} ({change['low_pp']:+.1f} to {change['high_pp']:+.1f})"
         )
         arena = f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
+        speedup = row.get("speedup_vs_float32")
+        speed = f"{speedup['median']:.2f}×" if speedup else "–"
         lines.append(
             f"| {label(row)} | {row['accuracy']:.1%} ({low:.1%}–{high:.1%}) | {delta} | {_mb(row['size_bytes'])} "
             f"| {_mb(row['compressed_bytes'])} | {row['compressed_reduction']:.1f}× "
-            f"| {row['latency_ms']['median']:.2f} ms "
+            f"| {row['latency_ms']['median']:.2f} ms | {speed} "
             f"| {arena} |"
         )
     micro = summary["micro"]
@@ -72,11 +74,15 @@ def block(summary: dict) -> str:
         + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
         + ".",
         "",
-        "| board | recommended | why |",
+        "| board | recommended (validation / test accuracy, LiteRT int8) | why |",
         "|---|---|---|",
     ]
     for name, choice in summary["recommendation"].items():
-        chosen = f"`{choice['variant']}` ({choice['accuracy']:.1%})" if choice["variant"] else "nothing"
+        chosen = (
+            f"`{choice['variant']}` ({choice['validation_accuracy']:.1%} / {choice['accuracy']:.1%})"
+            if choice["variant"]
+            else "nothing"
+        )
         lines.append(f"| {name} | {chosen} | {choice['reason']} |")
     return "\n".join(lines)
 

@@ -14,25 +14,25 @@ def _within(value: float, smallest: float, tolerance: float) -> bool:
     return value <= smallest * (1 + tolerance)
 
 
-def choose(candidates: list[dict[str, Any]], size_tolerance: float, margin_pp: float) -> dict[str, Any]:
-    """The smallest of the models within `margin_pp` of the most accurate one, on validation accuracy.
+def choose(candidates: list[dict[str, Any]], size_tolerance: float) -> dict[str, Any]:
+    """The most accurate model on validation; exact ties go to the smaller.
 
-    Smallest by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
-    smallest count as equal, and validation accuracy decides between them. The test split decides nothing.
+    Smaller by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
+    smallest count as equal. The test split decides nothing.
     """
     best = max(row[RANKED_BY] for row in candidates)
-    pool = [row for row in candidates if 100 * (best - row[RANKED_BY]) < margin_pp]
+    pool = [row for row in candidates if row[RANKED_BY] == best]
     flash = min(row["size_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["size_bytes"], flash, size_tolerance)]
     arena = min(row["tflm_arena_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
-    return max(pool, key=lambda row: (row[RANKED_BY], -row["size_bytes"]))
+    return min(pool, key=lambda row: (row["size_bytes"], row["tflm_arena_bytes"]))
 
 
 def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per board: the chosen model with why, or the true reason nothing is recommended."""
     config = params["report"]
-    floor, tolerance, margin = config["accuracy_floor"], config["size_tolerance"], config["claims"]["small_cost_pp"]
+    floor, tolerance = config["accuracy_floor"], config["size_tolerance"]
     measured = [row for row in rows if row["tflm_arena_bytes"]]
     result = {}
     for name, board in config["targets"].items():
@@ -40,7 +40,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
         fitting = [row for row in measured if fits[row["variant"]]["fits"]]
         good = [row for row in fitting if row[RANKED_BY] >= floor]
         if good:
-            row = choose(good, tolerance, margin)
+            row = choose(good, tolerance)
             fit = fits[row["variant"]]
             result[name] = {
                 "variant": row["variant"],
@@ -51,9 +51,8 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "ram_use": fit["ram_use"],
                 "flash_use": fit["flash_use"],
                 "validation_accuracy": row[RANKED_BY],
-                "reason": f"smallest of the {len(good)} fitting models with validation accuracy >= {floor:.0%} that "
-                f"are within {margin:g} pp of the most accurate on validation; sizes within {tolerance:.0%} count "
-                "as equal",
+                "reason": f"the most accurate on validation of the {len(good)} fitting models with validation "
+                f"accuracy >= {floor:.0%}; exact ties go to the smaller (sizes within {tolerance:.0%} count as equal)",
             }
         elif fitting:
             top = max(fitting, key=lambda row: row[RANKED_BY])

@@ -77,8 +77,12 @@ def test_a_narrowed_expand_keeps_the_strongest_imagenet_channels(imagenet_lite0)
     narrow = model.build_classifier(32, "efficientnet_lite0", "bundled", 8, 0.1, 2, {1: 0.5})
     full = {name: imagenet_lite0.get_layer(name).get_weights()[0] for name in ("block1_expand_conv", "block1_dw_conv")}
     kept = np.sort(np.argsort(np.abs(full["block1_expand_conv"]).sum(axis=(0, 1, 2)))[-48:])
-    np.testing.assert_array_equal(narrow.get_layer("block1_expand_conv").get_weights()[0], full["block1_expand_conv"][..., kept])
-    np.testing.assert_array_equal(narrow.get_layer("block1_dw_conv").get_weights()[0], full["block1_dw_conv"][:, :, kept])
+    np.testing.assert_array_equal(
+        narrow.get_layer("block1_expand_conv").get_weights()[0], full["block1_expand_conv"][..., kept]
+    )
+    np.testing.assert_array_equal(
+        narrow.get_layer("block1_dw_conv").get_weights()[0], full["block1_dw_conv"][:, :, kept]
+    )
     project = imagenet_lite0.get_layer("block1_project_conv").get_weights()[0][:, :, kept]
     np.testing.assert_array_equal(narrow.get_layer("block1_project_conv").get_weights()[0], project)
     # Only the narrowed block changes: block 2 is Lite0's.

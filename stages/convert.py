@@ -14,12 +14,6 @@ from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_json
 
 
-def formats(params: dict, model: str) -> list[str]:
-    """`convert.formats`, plus `<format>_sparse` for each of `convert.sparse_formats` when the model is pruned."""
-    sparse = [f"{fmt}_sparse" for fmt in params["convert"]["sparse_formats"]]
-    return [*params["convert"]["formats"], *(sparse if model.startswith("pruned/") else [])]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="baseline or pruned/<sparsity>")
@@ -28,7 +22,7 @@ def main() -> None:
         raise UserError(f"--model {model_name}: expected baseline or pruned/<sparsity>")
     params = params_lib.load()
     model, _ = model_lib.load(paths.keras_folder(model_name))
-    names = formats(params, model_name)
+    names = paths.converted_formats(params, model_name)
     representative = None
     if any(name.removesuffix("_sparse") == "int8" for name in names):
         images, _ = data.load_split(paths.PREPARED, "train")  # calibration never sees validation or test images

@@ -8,7 +8,6 @@ import argparse
 import time
 
 import numpy as np
-import tf_keras as keras
 
 from stages.lib import conversion, data, litert, paths, training
 from stages.lib import model as model_lib
@@ -47,7 +46,6 @@ def main() -> None:
     validation = (data.resize_all(validation[0], size), validation[1])
     started = time.perf_counter()
     live = training.open_live(paths.live_folder(f"students/{name}"))
-    common = dict(batch_size=config["batch_size"], augment=params["train"]["augment"], seed=seed)
     model = model_lib.build_classifier(
         size,
         "efficientnet_lite0",
@@ -57,31 +55,20 @@ def main() -> None:
         shape["stop_after_block"],
         params_lib.expand_keep_by_block(shape["expand_keep"]),
     )
-    model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
-    if config["head_epochs"]:
-        training.fit(
-            model,
-            (images, wanted),
-            validation,
-            epochs=config["head_epochs"],
-            learning_rate=config["head_learning_rate"],
-            callbacks=[training.live_callback(live)],
-            **common,
-        )
-    model_lib.set_trainable(model, from_block=0)
-    steps = config["epochs"] * training.steps_per_epoch(len(wanted), config["batch_size"])
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=config["early_stopping_patience"], restore_best_weights=True
-    )
-    history = training.fit(
+    epochs_run = training.two_phase_fit(
         model,
         (images, wanted),
         validation,
+        live,
+        head_epochs=config["head_epochs"],
+        head_learning_rate=config["head_learning_rate"],
         epochs=config["epochs"],
-        learning_rate=training.cosine_schedule(config["learning_rate"], steps),
-        callbacks=[training.live_callback(live), stopper],
-        initial_epoch=config["head_epochs"],
-        **common,
+        learning_rate=config["learning_rate"],
+        fine_tune_from_block=0,
+        early_stopping_patience=config["early_stopping_patience"],
+        batch_size=config["batch_size"],
+        augment=params["train"]["augment"],
+        seed=seed,
     )
     live.end()
     train_seconds = time.perf_counter() - started
@@ -117,7 +104,6 @@ def main() -> None:
             }
         },
     )
-    kept = stopper.best_weights is not None
     write_json(
         paths.student_metrics_path(name),
         {
@@ -125,11 +111,7 @@ def main() -> None:
             "parameters": model.count_params(),
             "train_images": len(labeled),
             "unlabeled_images": unlabeled,
-            "epochs_run": {
-                "head": config["head_epochs"],
-                "fine_tune": len(history.epoch),
-                "best_fine_tune_epoch": stopper.best_epoch - config["head_epochs"] + 1 if kept else len(history.epoch),
-            },
+            "epochs_run": epochs_run,
             "validation": {
                 "float_accuracy": float_accuracy,
                 "int8_accuracy": int8_accuracy,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras as keras
 
 from stages.lib import model
+from stages.lib.paths import META_FILE, MODEL_FILE
 
 
 def test_phase_one_trains_only_the_head(tiny_classifier):
@@ -47,3 +49,23 @@ def test_save_and_load_round_trip(tiny_classifier, elpv_images, tmp_path):
     loaded, meta = model.load(tmp_path)
     assert meta == {"threshold": 0.4}
     np.testing.assert_allclose(model.predict(loaded, images[:4]), model.predict(tiny_classifier, images[:4]), atol=1e-6)
+
+
+def test_load_keeps_trainable_flags_and_refuses_code_in_the_file(tiny_classifier, tmp_path):
+    model.set_trainable(tiny_classifier, from_block=1)
+    (tmp_path / "flags").mkdir()
+    model.save(tmp_path / "flags", tiny_classifier, {}, np.zeros(1))
+    loaded, _ = model.load(tmp_path / "flags")
+
+    def flags(m):
+        return [(layer.name, layer.trainable) for layer in m.layers if layer.weights]
+
+    assert flags(loaded) == flags(tiny_classifier)
+
+    inputs = keras.Input((4,))
+    hostile = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    (tmp_path / "lambda").mkdir()
+    hostile.save(tmp_path / "lambda" / MODEL_FILE)
+    (tmp_path / "lambda" / META_FILE).write_text("{}")
+    with pytest.raises(ValueError, match="(?i)unsafe|lambda"):
+        model.load(tmp_path / "lambda")

@@ -24,7 +24,9 @@ def test_minimum_arena_is_the_smallest_that_allocates(int8_model):
 
 def test_tflm_equals_litert_reference_kernels_and_is_close_to_xnnpack(int8_model, elpv_images):
     images, _ = elpv_images
-    micro = tflm.micro_predict(int8_model, images, tflm.minimum_arena(int8_model))
+    arena = tflm.minimum_arena(int8_model)
+    micro = tflm.micro_predict(int8_model, images, arena, workers=1)
+    np.testing.assert_array_equal(tflm.micro_predict(int8_model, images, arena, workers=2), micro)
     reference = litert.predict(litert.reference_interpreter(int8_model), images)
     np.testing.assert_array_equal(micro, reference)
     interpreter, kernels = litert.open_interpreter(int8_model, 1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import ROOT, run_module
@@ -26,3 +29,20 @@ def test_a_stage_process_writes_what_it_read(tmp_path: Path):
     (record,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     assert record["module"] == "stages.prepare" and record["args"] == []
     assert "data.source" in record["params"] and "data.positive_class" not in record["params"]
+
+
+def test_a_stages_worker_processes_write_no_record_of_their_own(tmp_path: Path):
+    """TFLite Micro runs in worker processes; a worker's record would replace its stage's in the declaration test."""
+    folder = tmp_path / "trace"
+    folder.mkdir()
+    code = (
+        "import multiprocessing\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from stages.lib import trace\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:\n"
+        "        assert pool.submit(trace.params_read).result() == []\n"  # the worker imports stages
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{trace.ENV: str(folder)})
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
+    assert len(list(folder.glob("*.json"))) == 1

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ import tf_keras as keras
 from stages.lib.backbones import backbone_features, load_lite0_weights
 from stages.lib.io import UserError
 from stages.lib.paths import META_FILE, MODEL_FILE, PROBABILITIES_FILE
+
+# The members of a `.keras` archive (tf_keras saving format v3).
+KERAS_CONFIG, KERAS_WEIGHTS = "config.json", "model.weights.h5"
 
 HEAD_LAYERS = ("head_pool", "head_dense", "head_bn", "head_relu", "head_dropout", "head_output")
 
@@ -125,9 +130,17 @@ def save_predictions(folder: Path, meta: dict[str, Any], test_probabilities: np.
 
 
 def load(folder: str | Path) -> tuple[keras.Model, dict[str, Any]]:
-    """Load a model folder written by `save` (safe mode: no arbitrary code in the file runs)."""
+    """Load a model folder written by `save` (safe mode: no arbitrary code in the file runs).
+
+    Reads the `.keras` archive's two members itself: `keras.models.load_model` reads the weights file inside the
+    archive through TensorFlow's file layer, rewinding it for each variable (15 s for the baseline instead of 2 s).
+    """
     path = Path(folder) / MODEL_FILE
     if not path.exists():
         raise UserError(f"{path} is missing; run the stage that makes it (`dvc repro`)")
-    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
+        config = json.loads(archive.read(KERAS_CONFIG))
+        config["compile_config"] = None
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        model.load_weights(archive.extract(KERAS_WEIGHTS, scratch))
     return model, json.loads((Path(folder) / META_FILE).read_text())

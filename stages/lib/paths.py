@@ -77,14 +77,18 @@ def variant_name(model: str, fmt: str) -> str:
     return f"{model}_{fmt}"
 
 
+def converted_formats(params: dict, model: str) -> list[str]:
+    """The files `convert-<model>` writes: `convert.formats`, plus `<format>_sparse` for each of
+    `convert.sparse_formats` when the model is pruned."""
+    sparse = [f"{fmt}_sparse" for fmt in params["convert"]["sparse_formats"]]
+    return [*params["convert"]["formats"], *(sparse if model.startswith("pruned/") else [])]
+
+
 def variants(params: dict) -> list[tuple[str, str]]:
     """Every (model, format) the pipeline evaluates under these params: the report's rows, in order.
 
     Built from params, never from the files on disk: DVC leaves the outputs of stages that left the DAG.
     """
-    formats, sparse = params["convert"]["formats"], params["convert"]["sparse_formats"]
-    rows = [("baseline", fmt) for fmt in formats]
-    for sparsity in params["prune"]["sweep"]:
-        rows += [(pruned_model(sparsity), fmt) for fmt in formats]
-        rows += [(pruned_model(sparsity), f"{fmt}_sparse") for fmt in sparse]
+    models = ["baseline", *(pruned_model(sparsity) for sparsity in params["prune"]["sweep"])]
+    rows = [(model, fmt) for model in models for fmt in converted_formats(params, model)]
     return rows + [("deploy", "int8")] + [(student_model(name), "int8") for name in params["students"]["run"]]

@@ -6,8 +6,11 @@ Its Python wrapper can crash the process after a failed allocation, so every are
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +51,24 @@ def minimum_arena(path: str | Path) -> int:
     return high
 
 
-def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int) -> np.ndarray:
-    """P(class 1) for each image from the TFLite Micro interpreter, one invoke per image."""
+def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int, workers: int | None = None) -> np.ndarray:
+    """P(class 1) for each image from the TFLite Micro interpreter, one invoke per image.
+
+    TFLM runs on one core, so the images are split over `workers` processes (default: every core this process may
+    use); each image's result does not depend on the split.
+    """
+    workers = min(workers or len(os.sched_getaffinity(0)), len(images))
+    if workers <= 1:
+        return _predict_chunk(str(path), images, arena_bytes, True)
+    chunks = np.array_split(images, workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = pool.map(
+            _predict_chunk, [str(path)] * workers, chunks, [arena_bytes] * workers, [i == 0 for i in range(workers)]
+        )
+        return np.concatenate(list(parts))
+
+
+def _predict_chunk(path: str, images: np.ndarray, arena_bytes: int, progress: bool) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 
     from stages.lib.litert import dequantize_output, quantize_input
@@ -69,7 +88,8 @@ def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int) -> np.
         litert_detail(interpreter.get_output_details(0)),
     )
     probabilities = np.empty(len(images), dtype=np.float32)
-    for index, image in enumerate(tqdm(images, desc="TFLite Micro", unit="image", mininterval=2)):
+    shown = tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)
+    for index, image in enumerate(shown):
         interpreter.set_input(quantize_input(image[None].astype(np.float32), input_detail), 0)
         interpreter.invoke()
         probabilities[index] = dequantize_output(interpreter.get_output(0), output_detail).reshape(-1)[0]
@@ -77,8 +97,6 @@ def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int) -> np.
 
 
 def _probe_main(path: str, arena_bytes: str) -> None:
-    import os
-
     from tflite_micro.python.tflite_micro import runtime
 
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -68,8 +69,11 @@ def _write(folder: Path) -> None:
 
 
 def start() -> None:
-    """Record reads from now on and write them at exit, when EDGE_OPT_TRACE_DIR is set."""
+    """Record reads from now on and write them at exit, when EDGE_OPT_TRACE_DIR is set.
+
+    A stage's worker processes (multiprocessing children) are part of the stage: they record nothing of their own,
+    so their record cannot stand in for the stage's."""
     folder = os.environ.get(ENV)
-    if folder:
+    if folder and multiprocessing.parent_process() is None:
         sys.addaudithook(_on_audit)
         atexit.register(_write, Path(folder))

@@ -1,4 +1,4 @@
-"""Fitting shared by train, prune and deploy: compile, fit on seeded batches, log curves to DVCLive.
+"""Fitting shared by train, prune, deploy and the students: compile, fit on seeded batches, log curves to DVCLive.
 
 No compression code here: `train` imports this module, and editing tfmot code must not retrain the baseline."""
 
@@ -64,6 +64,62 @@ def fit(
         callbacks=callbacks,
         verbose=2,
     )
+
+
+def two_phase_fit(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    live: Live,
+    *,
+    head_epochs: int,
+    head_learning_rate: float,
+    epochs: int,
+    learning_rate: float,
+    fine_tune_from_block: int,
+    early_stopping_patience: int,
+    batch_size: int,
+    augment: bool,
+    seed: int,
+    class_weight: dict[int, float] | None = None,
+) -> dict[str, int]:
+    """Transfer learning in two phases; returns the epochs run and the kept fine-tune epoch (1-based).
+
+    Phase 1 trains the head (and its BatchNormalization) on the frozen backbone. Phase 2 fine-tunes from
+    `fine_tune_from_block` up with a cosine schedule and keeps the epoch with the best validation AUC.
+    """
+    common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight)
+    model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
+    if head_epochs:
+        fit(
+            model,
+            train,
+            validation,
+            epochs=head_epochs,
+            learning_rate=head_learning_rate,
+            callbacks=[live_callback(live)],
+            **common,
+        )
+    model_lib.set_trainable(model, from_block=fine_tune_from_block)
+    steps = epochs * steps_per_epoch(len(train[1]), batch_size)
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=early_stopping_patience, restore_best_weights=True
+    )
+    history = fit(
+        model,
+        train,
+        validation,
+        epochs=epochs,
+        learning_rate=cosine_schedule(learning_rate, steps),
+        callbacks=[live_callback(live), stopper],
+        initial_epoch=head_epochs,
+        **common,
+    )
+    fine_tune = len(history.epoch)
+    # EarlyStopping counts epochs from the first head epoch; report the kept one within fine-tuning.
+    kept = stopper.best_weights is not None
+    best = stopper.best_epoch - head_epochs + 1 if kept else fine_tune
+    return {"head": head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:

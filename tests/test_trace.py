@@ -31,18 +31,23 @@ def test_a_stage_process_writes_what_it_read(tmp_path: Path):
     assert "data.source" in record["params"] and "data.positive_class" not in record["params"]
 
 
-def test_a_stages_worker_processes_write_no_record_of_their_own(tmp_path: Path):
-    """TFLite Micro runs in worker processes; a worker's record would replace its stage's in the declaration test."""
+def test_a_stages_worker_processes_record_under_the_stages_command(tmp_path: Path):
+    """TFLite Micro runs in spawned workers, which import the stage's module again: each worker writes a record
+    under the stage's own command line, so the declaration test merges a command's records."""
     folder = tmp_path / "trace"
     folder.mkdir()
-    code = (
+    (tmp_path / "spawner.py").write_text(
         "import multiprocessing\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from stages.lib import trace\n"
+        "from stages.lib import params, trace\n"
         "if __name__ == '__main__':\n"
+        "    params.load()['seed']\n"
         "    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:\n"
-        "        assert pool.submit(trace.params_read).result() == []\n"  # the worker imports stages
+        "        assert pool.submit(trace.params_read).result() == []\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **{trace.ENV: str(folder)})
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
-    assert len(list(folder.glob("*.json"))) == 1
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}", **{trace.ENV: str(folder)})
+    subprocess.run([sys.executable, "-m", "spawner", "--flag"], cwd=tmp_path, env=env, check=True, timeout=120)
+    records = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert {(r["module"], tuple(r["args"])) for r in records} == {("spawner", ("--flag",))}
+    assert {key for r in records for key in r["params"]} == {"seed"}

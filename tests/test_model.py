@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from conftest import copy_model
 from stages.lib import model
 from stages.lib.paths import META_FILE, MODEL_FILE
 
@@ -52,15 +53,16 @@ def test_save_and_load_round_trip(tiny_classifier, elpv_images, tmp_path):
 
 
 def test_load_keeps_trainable_flags_and_refuses_code_in_the_file(tiny_classifier, tmp_path):
-    model.set_trainable(tiny_classifier, from_block=1)
+    net = copy_model(tiny_classifier)  # the fixture is shared by the session: leave its flags alone
+    model.set_trainable(net, from_block=1)
     (tmp_path / "flags").mkdir()
-    model.save(tmp_path / "flags", tiny_classifier, {}, np.zeros(1))
+    model.save(tmp_path / "flags", net, {}, np.zeros(1))
     loaded, _ = model.load(tmp_path / "flags")
 
     def flags(m):
         return [(layer.name, layer.trainable) for layer in m.layers if layer.weights]
 
-    assert flags(loaded) == flags(tiny_classifier)
+    assert flags(loaded) == flags(net)
 
     inputs = keras.Input((4,))
     hostile = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import ROOT, run_module
@@ -46,8 +43,8 @@ def test_a_stages_worker_processes_record_under_the_stages_command(tmp_path: Pat
         "        assert pool.submit(trace.params_read).result() == []\n"
     )
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}", **{trace.ENV: str(folder)})
-    subprocess.run([sys.executable, "-m", "spawner", "--flag"], cwd=tmp_path, env=env, check=True, timeout=120)
+    result = run_module("spawner", tmp_path, "--flag", env={trace.ENV: str(folder)})
+    assert result.returncode == 0, result.stderr
     records = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     assert {(r["module"], tuple(r["args"])) for r in records} == {("spawner", ("--flag",))}
     assert {key for r in records for key in r["params"]} == {"seed"}

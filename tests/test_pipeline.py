@@ -138,14 +138,8 @@ def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
     """Each stage process recorded the params keys it read and the files it opened (stages/lib/trace.py)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     traces = [json.loads(p.read_text()) for p in Path((repo / "trace_dir.txt").read_text()).glob("*.json")]
-    # A stage's worker processes (TFLite Micro runs on every core) write records under the stage's command line:
-    # the stage read what its processes read together.
-    by_cmd: dict[str, dict[str, list[str]]] = {}
-    for record in traces:
-        command = " ".join(["python -m", record["module"], *record["args"]])
-        merged = by_cmd.setdefault(command, {"params": [], "files": []})
-        merged["params"] = sorted({*merged["params"], *record["params"]})
-        merged["files"] = sorted({*merged["files"], *record["files"]})
+    by_cmd = {" ".join(["python -m", record["module"], *record["args"]]): record for record in traces}
+    assert len(by_cmd) == len(traces), "a stage wrote more than one record (trace.py merges its workers' reads)"
     families: dict[str, dict[str, set]] = {}
     for name, stage in lock.items():
         trace = by_cmd[stage["cmd"]]

@@ -28,23 +28,26 @@ def test_a_stage_process_writes_what_it_read(tmp_path: Path):
     assert "data.source" in record["params"] and "data.positive_class" not in record["params"]
 
 
-def test_a_stages_worker_processes_record_under_the_stages_command(tmp_path: Path):
-    """TFLite Micro runs in spawned workers, which import the stage's module again: each worker writes a record
-    under the stage's own command line, so the declaration test merges a command's records."""
+def test_a_stages_worker_processes_record_as_part_of_the_stage(tmp_path: Path):
+    """TFLite Micro runs in spawned workers, which import the stage's module again: the stage writes one record,
+    holding what it and its workers read."""
     folder = tmp_path / "trace"
     folder.mkdir()
     (tmp_path / "spawner.py").write_text(
         "import multiprocessing\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from stages.lib import params, trace\n"
+        "from stages.lib import params\n"
+        "def work():\n"
+        "    return params.load()['data']['image_size']\n"
         "if __name__ == '__main__':\n"
         "    params.load()['seed']\n"
-        "    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:\n"
-        "        assert pool.submit(trace.params_read).result() == []\n"
+        "    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as pool:\n"
+        "        assert [pool.submit(work).result() for _ in range(4)] == [224] * 4\n"
     )
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     result = run_module("spawner", tmp_path, "--flag", env={trace.ENV: str(folder)})
     assert result.returncode == 0, result.stderr
-    records = [json.loads(p.read_text()) for p in folder.glob("*.json")]
-    assert {(r["module"], tuple(r["args"])) for r in records} == {("spawner", ("--flag",))}
-    assert {key for r in records for key in r["params"]} == {"seed"}
+    (record,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert (record["module"], record["args"]) == ("spawner", ["--flag"])
+    assert record["params"] == ["data.image_size", "seed"]
+    assert not list(folder.glob("*.part"))

@@ -1,19 +1,21 @@
 """What a stage run reads — params keys and files — so a test can check that dvc.yaml declares exactly that.
 
-Off unless EDGE_OPT_TRACE_DIR names a folder; then each process writes one JSON file there at exit.
+Off unless EDGE_OPT_TRACE_DIR names a folder; then each stage process writes one JSON file there at exit, holding
+what it and its worker processes (TFLite Micro runs on every core) read.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
-import multiprocessing
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 ENV = "EDGE_OPT_TRACE_DIR"
+# The stage process's pid, set by the stage and inherited by its workers: a worker's reads join the stage's record.
+OWNER_ENV = "EDGE_OPT_TRACE_OWNER"
 PARAMS_READ: set[str] = set()
 FILES_READ: set[str] = set()
 _IGNORED = ("stages/", ".dvc/", ".git/", ".venv/", "params.yaml", "dvc.yaml", "dvc.lock")
@@ -50,7 +52,7 @@ def _on_audit(event: str, args: tuple) -> None:
         FILES_READ.add(os.path.abspath(path))
 
 
-def _write(folder: Path) -> None:
+def _record() -> dict[str, Any]:
     root = Path.cwd()
     files = set()
     for path in FILES_READ:
@@ -59,21 +61,36 @@ def _write(folder: Path) -> None:
             files.add(relative)
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    record = {
+    return {
         "module": spec.name if spec else sys.argv[0],
         "args": sys.argv[1:],
         "params": params_read(),
         "files": sorted(files),
     }
-    (folder / f"{os.getpid()}.json").write_text(json.dumps(record, indent=1))
+
+
+def _write(folder: Path, owner: int) -> None:
+    """A worker leaves its reads as a part file; the stage process, exiting after its workers, merges them in."""
+    record = _record()
+    if owner != os.getpid():
+        (folder / f"{owner}.worker-{os.getpid()}.part").write_text(json.dumps(record))
+        return
+    for part in sorted(folder.glob(f"{owner}.worker-*.part")):
+        worker = json.loads(part.read_text())
+        record["params"] = sorted({*record["params"], *worker["params"]})
+        record["files"] = sorted({*record["files"], *worker["files"]})
+        part.unlink()
+    (folder / f"{owner}.json").write_text(json.dumps(record, indent=1))
 
 
 def start() -> None:
     """Record reads from now on and write them at exit, when EDGE_OPT_TRACE_DIR is set.
 
-    A stage's worker processes (multiprocessing children) are part of the stage: they record nothing of their own,
-    so their record cannot stand in for the stage's."""
+    A stage's worker processes inherit the stage's pid through the environment and record as part of the stage.
+    (A spawned worker imports the stage's module before multiprocessing marks it as a child, so
+    `multiprocessing.parent_process()` cannot tell it apart.)"""
     folder = os.environ.get(ENV)
-    if folder and multiprocessing.parent_process() is None:
+    if folder:
+        owner = int(os.environ.setdefault(OWNER_ENV, str(os.getpid())))
         sys.addaudithook(_on_audit)
-        atexit.register(_write, Path(folder))
+        atexit.register(_write, Path(folder), owner)

@@ -91,7 +91,7 @@ def main() -> None:
     meta = {"variant": paths.variant_name(paths.student_model(name), "int8"), "threshold": threshold, **shape}
     with atomic_path(paths.keras_folder(paths.student_model(name))) as folder:
         folder.mkdir()
-        model.save(folder / paths.MODEL_FILE)
+        model_lib.save_model(folder / paths.MODEL_FILE, model)
         write_json(folder / paths.META_FILE, meta)
     write_json(
         paths.convert_metrics_path(paths.student_model(name)),

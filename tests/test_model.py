@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +13,7 @@ import tf_keras as keras
 
 from conftest import copy_model
 from stages.lib import model
+from stages.lib.io import UserError
 from stages.lib.paths import META_FILE, MODEL_FILE
 
 
@@ -50,6 +55,19 @@ def test_save_and_load_round_trip(tiny_classifier, elpv_images, tmp_path):
     loaded, meta = model.load(tmp_path)
     assert meta == {"threshold": 0.4}
     np.testing.assert_allclose(model.predict(loaded, images[:4]), model.predict(tiny_classifier, images[:4]), atol=1e-6)
+
+
+def test_saved_model_leaves_the_optimizer_out_and_a_broken_file_is_a_user_error(tiny_classifier, tmp_path):
+    net = copy_model(tiny_classifier)
+    net.compile(optimizer=keras.optimizers.Adam(), loss="binary_crossentropy")
+    net.fit(np.zeros((2, 32, 32, 3), np.float32), np.zeros(2), verbose=0)  # Adam now holds two slots per weight
+    model.save(tmp_path, net, {}, np.zeros(1))
+    with zipfile.ZipFile(tmp_path / MODEL_FILE) as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        assert "layers" in weights and "optimizer" not in weights
+    (tmp_path / MODEL_FILE).write_bytes(b"not a zip archive")
+    with pytest.raises(UserError, match="not a readable .keras model.*dvc repro --force"):
+        model.load(tmp_path)
 
 
 def test_load_keeps_trainable_flags_and_refuses_code_in_the_file(tiny_classifier, tmp_path):

@@ -116,8 +116,16 @@ def threshold_and_test_probabilities(
 
 def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
     """Write a model folder: the Keras model, its metadata (threshold, ...) and its test-split probabilities."""
-    model.save(folder / MODEL_FILE)
+    save_model(folder / MODEL_FILE, model)
     save_predictions(folder, meta, test_probabilities)
+
+
+def save_model(path: Path, model: keras.Model) -> None:
+    """The `.keras` file without the optimizer: every stage that trains on compiles anew, and Adam's two slots per
+    weight tripled the baseline's file (44 MB) and its load time (15 s instead of 2 s).
+
+    The native format has no `include_optimizer`: an uncompiled functional model over the same layers is saved."""
+    keras.Model(model.inputs, model.outputs, name=model.name).save(path)
 
 
 def save_predictions(folder: Path, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:
@@ -138,9 +146,14 @@ def load(folder: str | Path) -> tuple[keras.Model, dict[str, Any]]:
     path = Path(folder) / MODEL_FILE
     if not path.exists():
         raise UserError(f"{path} is missing; run the stage that makes it (`dvc repro`)")
-    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
-        config = json.loads(archive.read(KERAS_CONFIG))
-        config["compile_config"] = None
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
-        model.load_weights(archive.extract(KERAS_WEIGHTS, scratch))
+    try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
+            config = json.loads(archive.read(KERAS_CONFIG))
+            config["compile_config"] = None
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            model.load_weights(archive.extract(KERAS_WEIGHTS, scratch))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        raise UserError(
+            f"{path} is not a readable .keras model ({error}); remake it with `dvc repro --force`"
+        ) from error
     return model, json.loads((Path(folder) / META_FILE).read_text())

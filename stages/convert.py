@@ -1,12 +1,14 @@
 """Stage `convert-*`: one Keras model to every TFLite format in params, with raw and compressed sizes and times.
 
-One process per model: TensorFlow's import and the model load are paid once, not once per format.
+One process per model: TensorFlow's import and the model load are paid once, not once per format. A sparse file
+re-encodes its dense file (no second conversion), and gzip runs in a thread beside the next conversion.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from stages.lib import conversion, data, litert, paths
 from stages.lib import model as model_lib
@@ -28,23 +30,27 @@ def main() -> None:
         images, _ = data.load_split(paths.PREPARED, "train")  # calibration never sees validation or test images
         samples = params["convert"]["representative_samples"]
         representative = data.representative_images(images, samples, params["seed"])
-    results = {}
-    with atomic_path(paths.tflite_folder(model_name)) as folder:
+    results, converted, compressed = {}, {}, {}
+    with atomic_path(paths.tflite_folder(model_name)) as folder, ThreadPoolExecutor(1) as gzip:
         folder.mkdir(parents=True)
         for name in names:
             fmt, sparse = name.removesuffix("_sparse"), name.endswith("_sparse")
             calibration = representative if fmt == "int8" else None
             started = time.perf_counter()
-            flatbuffer = conversion.convert(model, fmt, calibration, sparse=sparse)
+            dense = converted.get(fmt) or conversion.convert(model, fmt, calibration)
+            flatbuffer = conversion.sparsify(dense) if sparse else dense
             seconds = time.perf_counter() - started
+            converted.setdefault(fmt, dense)
             (folder / f"{name}.tflite").write_bytes(flatbuffer)
+            compressed[name] = gzip.submit(litert.compressed_size, flatbuffer)
             results[name] = {
                 "size_bytes": len(flatbuffer),
-                "compressed_bytes": litert.compressed_size(flatbuffer),
                 "convert_seconds": round(seconds, 2),
                 "representative_samples": 0 if calibration is None else len(calibration),
             }
             print(f"convert: {paths.variant_name(model_name, name)} {len(flatbuffer):,} bytes in {seconds:.1f} s")
+        for name, size in compressed.items():
+            results[name]["compressed_bytes"] = size.result()
     write_json(paths.convert_metrics_path(model_name), results)
 
 

@@ -71,6 +71,24 @@ def test_sparse_int8_falls_back_to_builtin_kernels(converted):
     assert kernels == "xnnpack"
 
 
+def test_sparsify_re_encodes_a_converted_model_as_the_converter_would(converted, tiny_classifier, elpv_images):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    def content(flatbuffer: bytes):
+        """Tensors (with their sparsity encoding), operators and buffers, without the conversion metadata."""
+        net = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+        metadata = {entry.buffer for entry in net.metadata}
+        buffers = [None if b.data is None else bytes(b.data) for i, b in enumerate(net.buffers) if i not in metadata]
+        graph = net.subgraphs[0]
+        tensors = [(t.name, t.buffer, t.shape.tolist(), t.sparsity is not None) for t in graph.tensors]
+        return tensors, [(o.opcodeIndex, o.inputs.tolist()) for o in graph.operators], buffers
+
+    dense = conversion.convert(_zero_smallest(tiny_classifier, 0.8), "int8", elpv_images[0][:8])
+    sparse = conversion.sparsify(dense)
+    assert content(sparse) == content(converted["int8_sparse"].read_bytes())
+    assert any(encoded for *_, encoded in content(sparse)[0])
+
+
 def test_sparsity_survives_into_the_tflite(tiny_classifier, elpv_images, tmp_path):
     path = tmp_path / "pruned_int8.tflite"
     path.write_bytes(conversion.convert(_zero_smallest(tiny_classifier, 0.5), "int8", elpv_images[0][:8]))

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import lite
+from tensorflow.lite.python.convert import mlir_sparsify
 from tqdm import tqdm
 
 
@@ -41,3 +43,11 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None, spar
     if sparse:
         converter.optimizations = list(converter.optimizations) + [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     return converter.convert()
+
+
+def sparsify(flatbuffer: bytes) -> bytes:
+    """TFLite's sparse tensor encoding of a converted model, without converting (and calibrating) it again.
+
+    The converter's `EXPERIMENTAL_SPARSITY` runs these same two passes on its finished model, so the tensors and
+    buffers are those of `convert(..., sparse=True)`; only the conversion metadata does not list the option."""
+    return lite._deduplicate_readonly_buffers(mlir_sparsify(flatbuffer))

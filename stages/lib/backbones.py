@@ -6,8 +6,9 @@ tfmot silently skips the inside of a nested sub-model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tf_keras as keras
@@ -47,14 +48,30 @@ def _conv_bn(
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x) if activation else x
 
 
+class Block(NamedTuple):
+    """One MBConv block of Lite0: `expanded` channels after its expand layer (None: it has none)."""
+
+    index: int
+    kernel: int
+    stride: int
+    expanded: int | None
+    filters: int
+    residual: bool
+
+
+def lite0_blocks() -> Iterator[Block]:
+    """Lite0's 16 MBConv blocks in order, from `LITE0_STAGES`."""
+    block, channels = 0, LITE0_STEM
+    for repeats, kernel, stride, expand, filters in LITE0_STAGES:
+        for repeat in range(repeats):
+            expanded = channels * expand if expand != 1 else None
+            yield Block(block, kernel, stride if repeat == 0 else 1, expanded, filters, residual=repeat > 0)
+            block, channels = block + 1, filters
+
+
 def expand_widths(expand_keep: dict[int, float] | None) -> dict[int, int]:
     """Block -> its narrowed expand width: `keep` x Lite0's (at least 8 channels). Block 0 has no expand layer."""
-    full, block, channels = {}, 0, LITE0_STEM
-    for repeats, _kernel, _stride, expand, filters in LITE0_STAGES:
-        for _ in range(repeats):
-            if expand != 1:
-                full[block] = channels * expand
-            block, channels = block + 1, filters
+    full = {block.index: block.expanded for block in lite0_blocks() if block.expanded}
     widths = {}
     for block, keep in (expand_keep or {}).items():
         if block not in full:
@@ -78,19 +95,16 @@ def lite0_features(
     # The checkpoint was trained on (x - 127) / 128; doing it in the graph lets every exported model take raw pixels.
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
     x = _conv_bn(x, "stem", LITE0_STEM, 3, 2)
-    block, channels = 0, LITE0_STEM
-    for repeats, kernel, stride, expand, filters in LITE0_STAGES:
-        for repeat in range(repeats):
-            shortcut, name = x, f"block{block}"
-            if expand != 1:
-                x = _conv_bn(x, f"{name}_expand", widths.get(block, channels * expand), 1)
-            x = _conv_bn(x, f"{name}_dw", 0, kernel, stride if repeat == 0 else 1, depthwise=True)
-            x = _conv_bn(x, f"{name}_project", filters, 1, activation=False)
-            if repeat > 0:  # stride 1 and same width: the residual connection of an MBConv block
-                x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
-            if block == stop_after_block:
-                return x
-            block, channels = block + 1, filters
+    for block in lite0_blocks():
+        shortcut, name = x, f"block{block.index}"
+        if block.expanded:
+            x = _conv_bn(x, f"{name}_expand", widths.get(block.index, block.expanded), 1)
+        x = _conv_bn(x, f"{name}_dw", 0, block.kernel, block.stride, depthwise=True)
+        x = _conv_bn(x, f"{name}_project", block.filters, 1, activation=False)
+        if block.residual:  # stride 1 and same width: the residual connection of an MBConv block
+            x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+        if block.index == stop_after_block:
+            return x
     return _conv_bn(x, "top", LITE0_HEAD, 1)
 
 

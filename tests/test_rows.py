@@ -62,7 +62,7 @@ def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
     assert "pruned_90_int8" in variants and "pruned_50_int8_sparse" in variants
     assert not any(name.startswith(("pruned_70", "pruned_80")) for name in variants)
     assert variants[0] == "baseline_float32" and "deploy_int8" in variants
-    assert variants[-3:] == ["student_b10_96_int8", "student_b10_96_labels_int8", "student_b7_64_int8"]
+    assert variants[-3:] == ["student_b10_96_int8", "student_b7_64_int8", "student_b7_64_labels_int8"]
     assert len(variants) == 4 + 2 * (4 + 1) + 1 + 3  # baseline, two sweeps (+ sparse), deploy, three students
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import comparison, figures, paths, recommendation, rows, verdicts
+from stages.lib import cells, comparison, figures, paths, recommendation, rows, verdicts
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_text
 from stages.lib.litert import COMPRESSION
@@ -18,43 +18,20 @@ HEADER = (
 )
 
 
-def _mb(value: float) -> str:
-    return f"{value / 1e6:.2f} MB"
-
-
-def _row(label: str, row: dict[str, Any]) -> str:
-    low, high = row["accuracy_ci95"]
+def _row(row: dict[str, Any]) -> str:
     change, latency = row["accuracy_change"], row["latency_ms"]
-    arena = f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
-    delta = (
-        "–"
-        if row["variant"] == comparison.BASELINE
-        else (f"{change['pp']:+.1f} ({change['low_pp']:+.1f} to {change['high_pp']:+.1f})")
-    )
     pruned = (
         f" ({row['zeros_in_pruned_layers']:.1%} in pruned layers)" if row["zeros_in_pruned_layers"] is not None else ""
     )
     speedup = row["speedup_vs_float32"]
     speed = f"{speedup['median']:.2f}× ({speedup['p25']:.2f}–{speedup['p75']:.2f})" if speedup else "1 (itself)"
     return (
-        f"| {label} | {row['accuracy']:.1%} ({low:.1%}–{high:.1%}) | {delta} | {change['mcnemar_p']:.2f} "
-        f"| {_mb(row['size_bytes'])} | {_mb(row['compressed_bytes'])} | {row['compressed_reduction']:.1f}× "
+        f"| {cells.label(row)} | {cells.row_accuracy(row)} | {cells.change_vs_baseline(row['variant'], row)} "
+        f"| {change['mcnemar_p']:.2f} | {cells.sizes(row)} "
         f"| {row['kernel_zeros_in_file']:.1%}{pruned} "
         f"| {latency['median']:.2f} ms ({latency['p25']:.2f}–{latency['p75']:.2f}, "
-        f"{row['kernels']}) | {speed} | {row['balanced_accuracy']:.3f} | {arena} |"
+        f"{row['kernels']}) | {speed} | {row['balanced_accuracy']:.3f} | {cells.arena(row)} |"
     )
-
-
-def label(row: dict[str, Any]) -> str:
-    """A reader's name for a variant: `pruned 50 % + int8`, `deploy: ...`."""
-    if row["model"] == "deploy":
-        return f"deploy: {row['note']}"
-    if row["model"].startswith("students/"):
-        return f"student {row['model'].split('/', 1)[1]}: {row['note']}"
-    fmt = {"float32": "", "int8_sparse": " + int8, sparse-encoded"}.get(row["format"], f" + {row['format']}")
-    if row["model"] == "baseline":
-        return f"baseline {row['format']}"
-    return f"pruned {row['sparsity_target']:.0%}{fmt}"
 
 
 def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
@@ -65,16 +42,11 @@ def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
 def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
     """The TFLite Micro test accuracy with its interval where it was measured (students; the deploy model)."""
     if row["tflm"]:
-        low, high, accuracy = (
-            row["tflm"]["accuracy_ci95_low"],
-            row["tflm"]["accuracy_ci95_high"],
-            row["tflm"]["accuracy"],
-        )
-    elif row["model"] == "deploy":
-        (low, high), accuracy = micro["tflm_accuracy_ci95"], micro["tflm_accuracy"]
-    else:
-        return "not run"
-    return f"{accuracy:.1%} ({low:.1%}–{high:.1%})"
+        tflm = row["tflm"]
+        return cells.accuracy(tflm["accuracy"], tflm["accuracy_ci95_low"], tflm["accuracy_ci95_high"])
+    if row["model"] == "deploy":
+        return cells.accuracy(micro["tflm_accuracy"], *micro["tflm_accuracy_ci95"])
+    return "not run"
 
 
 def board_matrix(
@@ -95,14 +67,14 @@ def board_matrix(
         "|---|---|---|---|" + "---|" * len(targets),
     ]
     for row in measured:
-        cells = []
+        fits = []
         for name, board in targets.items():
             fit = advice[name]["fits"][row["variant"]]
             use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
-            cells.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
+            fits.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
         lines.append(
-            f"| {label(row)} | {row['tflm_arena_bytes']:,} B | {row['size_bytes']:,} B "
-            f"| {device_accuracy(row, micro)} | " + " | ".join(cells) + " |"
+            f"| {cells.label(row)} | {row['tflm_arena_bytes']:,} B | {row['size_bytes']:,} B "
+            f"| {device_accuracy(row, micro)} | " + " | ".join(fits) + " |"
         )
     return lines
 
@@ -134,22 +106,14 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
         "|---|---|---|---|---|---|" + "---|" * len(targets),
     ]
     for row in students:
-        micro, change = row["tflm"], row["accuracy_change"]
         lines.append(
-            f"| {label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
-            f"| {row['tflm_arena_bytes']:,} B | {micro['accuracy']:.1%} ({micro['accuracy_ci95_low']:.1%}–"
-            f"{micro['accuracy_ci95_high']:.1%}) | {change['pp']:+.1f} ({change['low_pp']:+.1f} to "
-            f"{change['high_pp']:+.1f}) | "
+            f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
+            f"| {row['tflm_arena_bytes']:,} B | {device_accuracy(row, {})} | {cells.change(row['accuracy_change'])} | "
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
         )
     for gain in gains:
-        lines += [
-            "",
-            f"Distillation: `{gain['student']}` minus its labels-only control `{gain['control']}`: "
-            f"{gain['pp']:+.1f} pp (95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}; "
-            f"McNemar p {gain['mcnemar_p']:.2f}).",
-        ]
+        lines += ["", f"Distillation: {cells.distillation(gain)}; McNemar p {gain['mcnemar_p']:.2f})."]
     return ["", *lines]
 
 
@@ -185,7 +149,7 @@ def render(
         "## Every variant",
         "",
         HEADER,
-        *(_row(label(row), row) for row in table),
+        *(_row(row) for row in table),
         "",
         "## The reference report's conclusions, checked",
         "",

@@ -15,13 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.report import label  # noqa: E402
+from stages.lib import cells  # noqa: E402
 
 START, END = "<!-- results:start (tools/readme_results.py writes this block) -->", "<!-- results:end -->"
-
-
-def _mb(value: float) -> str:
-    return f"{value / 1e6:.2f} MB"
 
 
 def block(summary: dict) -> str:
@@ -32,21 +28,11 @@ def block(summary: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, row in summary["variants"].items():
-        low, high = row["accuracy_ci95"]
-        change = row["accuracy_change"]
-        delta = (
-            "–"
-            if variant == "baseline_float32"
-            else f"{change['pp']:+.1f} ({change['low_pp']:+.1f} to {change['high_pp']:+.1f})"
-        )
-        arena = f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
         speedup = row.get("speedup_vs_float32")
         speed = f"{speedup['median']:.2f}×" if speedup else "–"
         lines.append(
-            f"| {label(row)} | {row['accuracy']:.1%} ({low:.1%}–{high:.1%}) | {delta} | {_mb(row['size_bytes'])} "
-            f"| {_mb(row['compressed_bytes'])} | {row['compressed_reduction']:.1f}× "
-            f"| {row['latency_ms']['median']:.2f} ms | {speed} "
-            f"| {arena} |"
+            f"| {cells.label(row)} | {cells.row_accuracy(row)} | {cells.change_vs_baseline(variant, row)} "
+            f"| {cells.sizes(row)} | {row['latency_ms']['median']:.2f} ms | {speed} | {cells.arena(row)} |"
         )
     micro = summary["micro"]
     verdicts: dict[str, int] = {}
@@ -62,12 +48,7 @@ def block(summary: dict) -> str:
         *(
             line
             for gain in summary.get("distillation", [])
-            for line in (
-                "",
-                f"Distillation: student `{gain['student']}` minus its labels-only control `{gain['control']}`: "
-                f"{gain['pp']:+.1f} pp (95 % paired bootstrap interval {gain['low_pp']:+.1f} to "
-                f"{gain['high_pp']:+.1f}).",
-            )
+            for line in ("", f"Distillation: student {cells.distillation(gain)}).")
         ),
         "",
         "The reference report's conclusions, one claim per row in `metrics/report.md`: "

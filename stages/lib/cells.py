@@ -1,0 +1,59 @@
+"""Table cells shared by the report and the README's results block: one format for each kind of number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.lib.comparison import BASELINE
+
+
+def mb(value: float) -> str:
+    return f"{value / 1e6:.2f} MB"
+
+
+def label(row: dict[str, Any]) -> str:
+    """A reader's name for a variant: `pruned 50 % + int8`, `deploy: ...`."""
+    if row["model"] == "deploy":
+        return f"deploy: {row['note']}"
+    if row["model"].startswith("students/"):
+        return f"student {row['model'].split('/', 1)[1]}: {row['note']}"
+    fmt = {"float32": "", "int8_sparse": " + int8, sparse-encoded"}.get(row["format"], f" + {row['format']}")
+    if row["model"] == "baseline":
+        return f"baseline {row['format']}"
+    return f"pruned {row['sparsity_target']:.0%}{fmt}"
+
+
+def accuracy(value: float, low: float, high: float) -> str:
+    """`93.4% (90.2%–95.6%)`: an accuracy and its interval."""
+    return f"{value:.1%} ({low:.1%}–{high:.1%})"
+
+
+def row_accuracy(row: dict[str, Any]) -> str:
+    return accuracy(row["accuracy"], *row["accuracy_ci95"])
+
+
+def change(difference: dict[str, Any]) -> str:
+    """`+0.3 (-1.2 to +1.8)`: a difference in points and its interval."""
+    return f"{difference['pp']:+.1f} ({difference['low_pp']:+.1f} to {difference['high_pp']:+.1f})"
+
+
+def change_vs_baseline(variant: str, row: dict[str, Any]) -> str:
+    """The change against the float32 baseline; a dash on the baseline's own row."""
+    return "–" if variant == BASELINE else change(row["accuracy_change"])
+
+
+def sizes(row: dict[str, Any]) -> str:
+    """The file, its gzip size and the reduction, as three cells."""
+    return f"{mb(row['size_bytes'])} | {mb(row['compressed_bytes'])} | {row['compressed_reduction']:.1f}×"
+
+
+def arena(row: dict[str, Any]) -> str:
+    return f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
+
+
+def distillation(gain: dict[str, Any]) -> str:
+    """The sentence head for one distilled student against its control."""
+    return (
+        f"`{gain['student']}` minus its labels-only control `{gain['control']}`: {gain['pp']:+.1f} pp "
+        f"(95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}"
+    )

@@ -1,0 +1,31 @@
+"""The table cells the report and the README share."""
+
+from __future__ import annotations
+
+from stages.lib import cells
+
+
+def test_labels_name_each_kind_of_variant():
+    assert cells.label({"model": "baseline", "format": "int8"}) == "baseline int8"
+    pruned = {"model": "pruned/0.7", "format": "int8_sparse", "sparsity_target": 0.7}
+    assert cells.label(pruned) == "pruned 70% + int8, sparse-encoded"
+    assert cells.label({"model": "students/b7_64", "format": "int8", "note": "labels only"}) == (
+        "student b7_64: labels only"
+    )
+
+
+def test_numbers_keep_their_sign_interval_and_units():
+    row = {
+        "accuracy": 0.934,
+        "accuracy_ci95": [0.902, 0.956],
+        "accuracy_change": {"pp": 0.0, "low_pp": -2.4, "high_pp": 2.4},
+        "size_bytes": 950_000,
+        "compressed_bytes": 730_000,
+        "compressed_reduction": 18.8,
+        "tflm_arena_bytes": 352_512,
+    }
+    assert cells.row_accuracy(row) == "93.4% (90.2%–95.6%)"
+    assert cells.change_vs_baseline("student_b7_64_int8", row) == "+0.0 (-2.4 to +2.4)"
+    assert cells.change_vs_baseline(cells.BASELINE, row) == "–"
+    assert cells.sizes(row) == "0.95 MB | 0.73 MB | 18.8×"
+    assert cells.arena(row) == "352,512 B" and cells.arena({"tflm_arena_bytes": None}) == "–"

@@ -62,7 +62,7 @@ def main() -> None:
         live,
         head_epochs=config["head_epochs"],
         head_learning_rate=config["head_learning_rate"],
-        epochs=config["epochs"],
+        epochs=shape["epochs"],
         learning_rate=config["learning_rate"],
         fine_tune_from_block=0,
         early_stopping_patience=config["early_stopping_patience"],

@@ -118,6 +118,7 @@ STUDENT_SCHEMA = {
     "stop_after_block": integer(0, 15),
     "expand_keep": expand_keep,
     "distill": boolean,
+    "epochs": integer(1),
 }
 
 
@@ -207,7 +208,6 @@ SCHEMA: dict[str, Any] = {
         "batch_size": integer(1),
         "head_epochs": integer(0),
         "head_learning_rate": number(0, 1, low_open=True),
-        "epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
         "early_stopping_patience": integer(1),
     },

@@ -42,8 +42,7 @@ def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
 def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
     """The TFLite Micro test accuracy with its interval where it was measured (students; the deploy model)."""
     if row["tflm"]:
-        tflm = row["tflm"]
-        return cells.accuracy(tflm["accuracy"], tflm["accuracy_ci95_low"], tflm["accuracy_ci95_high"])
+        return cells.tflm_accuracy(row["tflm"])
     if row["model"] == "deploy":
         return cells.accuracy(micro["tflm_accuracy"], *micro["tflm_accuracy_ci95"])
     return "not run"
@@ -108,12 +107,14 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
     for row in students:
         lines.append(
             f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
-            f"| {row['tflm_arena_bytes']:,} B | {device_accuracy(row, {})} | {cells.change(row['accuracy_change'])} | "
+            f"| {row['tflm_arena_bytes']:,} B | {cells.tflm_accuracy(row['tflm'])} "
+            f"| {cells.change(row['accuracy_change'])} | "
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
         )
     for gain in gains:
-        lines += ["", f"Distillation: {cells.distillation(gain)}; McNemar p {gain['mcnemar_p']:.2f})."]
+        mcnemar = f"McNemar p {gain['mcnemar_p']:.2f}"
+        lines += ["", f"Distillation: {cells.distillation(gain, mcnemar)}."]
     return ["", *lines]
 
 

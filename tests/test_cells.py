@@ -29,3 +29,12 @@ def test_numbers_keep_their_sign_interval_and_units():
     assert cells.change_vs_baseline(cells.BASELINE, row) == "–"
     assert cells.sizes(row) == "0.95 MB | 0.73 MB | 18.8×"
     assert cells.arena(row) == "352,512 B" and cells.arena({"tflm_arena_bytes": None}) == "–"
+
+
+def test_distillation_sentence_closes_its_own_brackets():
+    gain = {"student": "b7_64", "control": "b7_64_labels", "pp": -1.2, "low_pp": -3.3, "high_pp": 0.9}
+    head = "`b7_64` minus its labels-only control `b7_64_labels`: -1.2 pp (95 % paired bootstrap interval -3.3 to +0.9"
+    assert cells.distillation(gain) == head + ")"
+    assert cells.distillation(gain, "McNemar p 0.39") == head + "; McNemar p 0.39)"
+    tflm = {"accuracy": 0.892, "accuracy_ci95_low": 0.854, "accuracy_ci95_high": 0.921}
+    assert cells.tflm_accuracy(tflm) == "89.2% (85.4%–92.1%)"

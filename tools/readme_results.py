@@ -48,7 +48,7 @@ def block(summary: dict) -> str:
         *(
             line
             for gain in summary.get("distillation", [])
-            for line in ("", f"Distillation: student {cells.distillation(gain)}).")
+            for line in ("", f"Distillation: student {cells.distillation(gain)}.")
         ),
         "",
         "The reference report's conclusions, one claim per row in `metrics/report.md`: "

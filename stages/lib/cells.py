@@ -51,9 +51,15 @@ def arena(row: dict[str, Any]) -> str:
     return f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
 
 
-def distillation(gain: dict[str, Any]) -> str:
-    """The sentence head for one distilled student against its control."""
+def tflm_accuracy(tflm: dict[str, Any]) -> str:
+    """A TFLite Micro test accuracy (an `evaluate --tflm` result) and its interval."""
+    return accuracy(tflm["accuracy"], tflm["accuracy_ci95_low"], tflm["accuracy_ci95_high"])
+
+
+def distillation(gain: dict[str, Any], note: str | None = None) -> str:
+    """One distilled student against its control, its interval and an optional `note` in the brackets."""
+    extra = f"; {note}" if note else ""
     return (
         f"`{gain['student']}` minus its labels-only control `{gain['control']}`: {gain['pp']:+.1f} pp "
-        f"(95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}"
+        f"(95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}{extra})"
     )

@@ -68,6 +68,7 @@ BAD = [
     ("students.shapes.b7_64.expand_keep", {"block1": 0}, "students.shapes.b7_64.expand_keep.block1"),
     ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
+    ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
 ]
 
 
@@ -75,6 +76,14 @@ BAD = [
 def test_bad_value_names_the_key(key, value, named):
     with pytest.raises(UserError, match=re.escape(f"`{named}`")):
         params.validate(_with(key, value))
+
+
+def test_a_moved_key_says_where_it_went():
+    old = _with("students.epochs", 16)  # before each student had its own epochs
+    with pytest.raises(
+        UserError, match=re.escape("`students.epochs` is 16; this key moved to `students.shapes.<name>.epochs")
+    ):
+        params.validate(old)
 
 
 def test_bundled_weights_only_for_lite0():

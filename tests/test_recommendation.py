@@ -1,5 +1,5 @@
-"""The recommendation: most accurate class of fitting models on validation, smallest flash then arena within a
-tolerance, and the true reason when nothing is recommended."""
+"""The recommendation: the best validation score among fitting models above the accuracy floor, smallest flash then
+arena within a tolerance, and the true reason when nothing is recommended."""
 
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ def _params(**report) -> dict:
     return params
 
 
-def _row(variant: str, accuracy: float, size: int, arena: int | None) -> dict:
-    """A row whose validation accuracy is `accuracy`; its test accuracy is deliberately the opposite ranking."""
+def _row(variant: str, accuracy: float, size: int, arena: int | None, auc: float | None = None) -> dict:
+    """A row whose validation accuracy is `accuracy` (and AUC `auc`, else the same number); its test accuracy is
+    deliberately the opposite ranking."""
     return {
         "variant": variant,
         "validation_accuracy": accuracy,
+        "validation_roc_auc": accuracy if auc is None else auc,
         "accuracy": 1 - accuracy,
         "size_bytes": size,
         "tflm_arena_bytes": arena,
@@ -80,3 +82,15 @@ def test_the_test_split_decides_nothing():
     rows = [_row("a", 0.93, 400_000, 150_000), _row("b", 0.96, 410_000, 150_000)]
     rows[0]["accuracy"], rows[1]["accuracy"] = 0.99, 0.80  # test accuracy says `a`; validation says `b`
     assert recommendation.recommend(rows, _params())["small"]["variant"] == "b"
+
+
+def test_the_ranking_score_comes_from_params_and_the_floor_stays_on_accuracy():
+    rows = [
+        _row("sharper", 0.886, 900_000, 350_000, auc=0.946),  # fewer images right at its threshold, better ranking
+        _row("luckier", 0.895, 400_000, 160_000, auc=0.935),
+        _row("below_floor", 0.80, 300_000, 100_000, auc=0.99),
+    ]
+    by_auc = recommendation.recommend(rows, _params(rank_by="validation_roc_auc"))["big"]
+    assert by_auc["variant"] == "sharper" and "best validation ROC AUC of the 2 fitting models" in by_auc["reason"]
+    by_accuracy = recommendation.recommend(rows, _params(rank_by="validation_accuracy"))["big"]
+    assert by_accuracy["variant"] == "luckier" and "best validation accuracy" in by_accuracy["reason"]

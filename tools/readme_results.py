@@ -55,12 +55,13 @@ def block(summary: dict) -> str:
         + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
         + ".",
         "",
-        "| board | recommended (validation / test accuracy, LiteRT int8) | why |",
+        "| board | recommended (validation AUC / accuracy, test accuracy; LiteRT int8) | why |",
         "|---|---|---|",
     ]
     for name, choice in summary["recommendation"].items():
         chosen = (
-            f"`{choice['variant']}` ({choice['validation_accuracy']:.1%} / {choice['accuracy']:.1%})"
+            f"`{choice['variant']}` ({choice['validation_roc_auc']:.3f} / {choice['validation_accuracy']:.1%}, "
+            f"{choice['accuracy']:.1%})"
             if choice["variant"]
             else "nothing"
         )

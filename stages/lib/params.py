@@ -19,6 +19,10 @@ FORMATS = ("float32", "float16", "dynamic", "int8")
 DEPLOY_METHODS = ("pqat", "pcqat")
 STRATEGIES = ("auto", "default", "mirrored")
 CLASS_WEIGHTS = ("balanced", None)
+# What ranks a board's candidates: LiteRT int8 scores on the validation split (`evaluate` writes both).
+RANKINGS = ("validation_roc_auc", "validation_accuracy")
+# Keys that moved: an old params.yaml gets told where they went.
+MOVED = {"students.epochs": "students.shapes.<name>.epochs (each student has its own)"}
 
 Check = Callable[[str, Any], None]
 
@@ -214,6 +218,7 @@ SCHEMA: dict[str, Any] = {
     "report": {
         "bootstrap_resamples": integer(100),
         "size_tolerance": number(0, 1),
+        "rank_by": one_of(*RANKINGS),
         "accuracy_floor": number(0, 1),
         "claims": {
             "reference_baseline_accuracy": number(0, 1, low_open=True),
@@ -231,7 +236,10 @@ def _validate(values: Any, schema: dict[str, Any], prefix: str) -> None:
         _fail(prefix, values, "expected a mapping with keys " + ", ".join(schema))
     for key in values:
         if key not in schema:
-            _fail(f"{prefix}.{key}".lstrip("."), values[key], "unknown key; allowed here: " + ", ".join(schema))
+            where = f"{prefix}.{key}".lstrip(".")
+            if where in MOVED:
+                _fail(where, values[key], f"this key moved to `{MOVED[where]}`")
+            _fail(where, values[key], "unknown key; allowed here: " + ", ".join(schema))
     for key, rule in schema.items():
         name = f"{prefix}.{key}".lstrip(".")
         if key not in values:

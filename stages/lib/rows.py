@@ -74,6 +74,7 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "float32_latency_ms": evaluation.get("float32_latency_ms"),
                 "speedup_vs_float32": evaluation.get("speedup_vs_float32"),
                 "validation_accuracy": evaluation.get("validation_accuracy"),
+                "validation_roc_auc": evaluation.get("validation_roc_auc"),
                 "kernels": evaluation["kernels"],
                 "size_bytes": size["size_bytes"],
                 "compressed_bytes": size["compressed_bytes"],

@@ -64,11 +64,12 @@ def main() -> None:
         head_learning_rate=config["head_learning_rate"],
         epochs=shape["epochs"],
         learning_rate=config["learning_rate"],
-        fine_tune_from_block=0,
+        fine_tune_from_block=config["fine_tune_from_block"],
         early_stopping_patience=config["early_stopping_patience"],
         batch_size=config["batch_size"],
         augment=params["train"]["augment"],
         seed=seed,
+        cache_frozen=config["cache_frozen"],
     )
     live.end()
     train_seconds = time.perf_counter() - started

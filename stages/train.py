@@ -40,6 +40,7 @@ def main() -> None:
             augment=config["augment"],
             seed=seed,
             class_weight=training.class_weights(params, train[1]),
+            cache_frozen=config["cache_frozen"],
         )
     live.end()
 

@@ -122,6 +122,7 @@ TINY = {
         },
         "batch_size": 8,
         "head_epochs": 1,
+        "fine_tune_from_block": 1,  # block 0 is frozen and cached, as blocks 0-2 are by default
     },
     # A tiny run's models are weak: recommend the best that fits whatever its accuracy, so firmware is exercised.
     "report": {"accuracy_floor": 0.0},

@@ -190,3 +190,16 @@ def test_prepare_refuses_too_many_calibration_images_before_any_training(tmp_pat
     assert result.returncode == 2
     assert "`convert.representative_samples` is 100; the training split has only" in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_cached_views_give_the_same_batches_as_augmenting_the_images():
+    images = np.random.default_rng(1).integers(0, 255, (10, 6, 6, 3), dtype=np.uint8)
+    labels = np.arange(10) % 2
+    for augment in (True, False):
+        direct = data.training_batches(images, labels, 4, augment, np.random.default_rng(7))
+        stack = np.stack([data.dihedral_view(images, view) for view in range(8 if augment else 1)])
+        assert stack.shape == (8 if augment else 1, *images.shape)
+        cached = data.training_batches(stack, labels, 4, augment, np.random.default_rng(7), views_cached=True)
+        for (x, y), (cx, cy) in zip(direct, cached, strict=True):
+            np.testing.assert_array_equal(x, cx)
+            np.testing.assert_array_equal(y, cy)

@@ -89,3 +89,18 @@ def test_load_keeps_trainable_flags_and_refuses_code_in_the_file(tiny_classifier
     (tmp_path / "lambda" / META_FILE).write_text("{}")
     with pytest.raises(ValueError, match="(?i)unsafe|lambda"):
         model.load(tmp_path / "lambda")
+
+
+def test_split_at_block_shares_the_layers_and_composes_to_the_model(short_classifier, elpv_images):
+    images, _ = elpv_images
+    lower, upper = model.split_at_block(short_classifier, 2)
+    assert {id(w) for w in upper.weights} <= {id(w) for w in short_classifier.weights}
+    assert not any(w.name.startswith(("stem", "block0", "block1")) for w in upper.weights)
+    assert any(w.name.startswith("block2") for w in upper.weights)
+    np.testing.assert_allclose(
+        model.predict(upper, lower.predict(images[:4].astype(np.float32), verbose=0)),
+        model.predict(short_classifier, images[:4]),
+        atol=1e-5,
+    )
+    with pytest.raises(UserError, match="no block 9"):
+        model.split_at_block(short_classifier, 9)

@@ -69,6 +69,7 @@ BAD = [
     ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
     ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
+    ("students.fine_tune_from_block", 8, "students.fine_tune_from_block"),  # b7_64 ends after block 7
 ]
 
 

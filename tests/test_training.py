@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from conftest import copy_model
+from stages.lib import model as model_lib
 from stages.lib import training
 
 
@@ -38,3 +39,43 @@ def test_two_phase_fit_changes_only_the_head_and_the_blocks_it_fine_tunes(tiny_c
     below = [name for name in changed if name.startswith("stem") or re.match(r"block[0-5]_", name)]
     assert not below, f"frozen layers changed: {below[:3]}"
     assert not [name for name in changed if "_bn/" in name and not name.startswith("head_bn")]
+
+
+def test_training_on_cached_frozen_outputs_matches_training_the_whole_model(tiny_classifier, elpv_images, tmp_path):
+    """The blocks below `fine_tune_from_block` run once per view; the fit is the one the whole model gets."""
+    images, labels = elpv_images
+    trained = {}
+    for cached in (False, True):
+        model = copy_model(tiny_classifier)
+        model.get_layer("head_dropout").rate = 0.0  # dropout's random ops differ between the two graphs
+        live = training.open_live(tmp_path / f"live{cached}")
+        training.two_phase_fit(
+            model,
+            (images, labels),
+            (images[:8], labels[:8]),
+            live,
+            head_epochs=1,
+            head_learning_rate=1e-3,
+            epochs=1,
+            learning_rate=1e-3,
+            fine_tune_from_block=6,
+            early_stopping_patience=1,
+            batch_size=8,
+            augment=True,
+            seed=0,
+            cache_frozen=cached,
+        )
+        live.end()
+        trained[cached] = model
+    whole, split = trained[False], trained[True]
+    assert [w.name for w in split.weights] == [w.name for w in whole.weights]  # the caller's model was trained
+    original = {w.name: w.numpy() for w in tiny_classifier.weights}
+    assert any(not np.array_equal(w.numpy(), original[w.name]) for w in split.weights if w.name.startswith("block6"))
+    # Float rounding differs between the graphs, and Adam turns a near-zero gradient's noise into a full step:
+    # a handful of weights may move apart, the predictions may not.
+    apart = sum(
+        int((~np.isclose(a.numpy(), b.numpy(), atol=2e-4)).sum())
+        for a, b in zip(whole.weights, split.weights, strict=True)
+    )
+    assert apart < 1e-4 * sum(int(np.prod(w.shape)) for w in whole.weights)
+    np.testing.assert_allclose(model_lib.predict(split, images), model_lib.predict(whole, images), atol=1e-3)

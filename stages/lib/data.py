@@ -210,15 +210,16 @@ def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def random_views(count: int, rng: np.random.Generator) -> np.ndarray:
+    """A random one of the 8 dihedral views (`dihedral_view`'s numbering) for each of `count` images."""
+    turns, flips = rng.integers(0, 4, count), rng.integers(0, 2, count)
+    return turns + 4 * flips
+
+
 def dihedral(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each image under a random one of the 8 flips/90-degree rotations (valid views of a solar cell)."""
-    out = np.empty_like(images)
-    for index, (turns, flip) in enumerate(
-        zip(rng.integers(0, 4, len(images)), rng.integers(0, 2, len(images)), strict=True)
-    ):
-        view = np.rot90(images[index], turns)
-        out[index] = view[:, ::-1] if flip else view
-    return out
+    views = random_views(len(images), rng)
+    return np.stack([dihedral_view(image[np.newaxis], view)[0] for image, view in zip(images, views, strict=True)])
 
 
 def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:
@@ -228,25 +229,39 @@ def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:
 
 
 def training_batches(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, rng: np.random.Generator
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    augment: bool,
+    rng: np.random.Generator,
+    views_cached: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of shuffled (and optionally augmented) float32 batches, drawn from `rng`."""
+    """One epoch of shuffled (and optionally augmented) float32 batches, drawn from `rng`.
+
+    `views_cached`: `images` is V x N x ..., every image already under each dihedral view (V = 8, or 1 without
+    `augment`; the frozen layers' outputs), and a batch takes each image's drawn view: the same draws, the same batches.
+    """
     order = rng.permutation(len(labels))
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        x = dihedral(images[batch], rng) if augment else images[batch]
+        if views_cached:
+            x = images[random_views(len(batch), rng) if augment else np.zeros(len(batch), int), batch]
+        else:
+            x = dihedral(images[batch], rng) if augment else images[batch]
         yield x.astype(np.float32), labels[batch].astype(np.float32)
 
 
-def training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, seed: int) -> Any:
+def training_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool, seed: int, views_cached: bool = False
+) -> Any:
     """A tf.data pipeline over `training_batches`; one seeded generator drives every epoch, so runs repeat exactly."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    size = images.shape[1]
-    signature = (tf.TensorSpec((None, size, size, 3), tf.float32), tf.TensorSpec((None,), tf.float32))
+    shape = images.shape[2:] if views_cached else images.shape[1:]
+    signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.float32))
     dataset = tf.data.Dataset.from_generator(
-        lambda: training_batches(images, labels, batch_size, augment, rng), output_signature=signature
+        lambda: training_batches(images, labels, batch_size, augment, rng, views_cached), output_signature=signature
     )
     return dataset.repeat().prefetch(2)
 

@@ -87,6 +87,36 @@ def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bo
             )
 
 
+def has_block(model: keras.Model, block: int) -> bool:
+    return any(_block_index(layer.name) == block for layer in model.layers)
+
+
+def split_at_block(model: keras.Model, block: int) -> tuple[keras.Model, keras.Model]:
+    """The layers below `block` and the rest, as two models over the same layer objects (training `upper` trains
+    `model`): `upper(lower(x)) == model(x)`."""
+    first = next((layer for layer in model.layers if _block_index(layer.name) == block), None)
+    if first is None:
+        raise UserError(f"{model.name} has no block {block} to split at")
+    cut = first.input
+    lower = keras.Model(model.inputs, cut, name=f"{model.name}_below_block{block}")
+    inputs = keras.Input(cut.shape[1:], name=f"block{block}_input")
+    tensors = {id(cut): inputs}
+    pending = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    while pending:  # re-apply every layer whose inputs are all in the upper graph, until the output is reached
+        ready = []
+        for layer in pending:
+            sources = layer.input if isinstance(layer.input, list) else [layer.input]
+            if all(id(source) in tensors for source in sources):
+                arguments = [tensors[id(source)] for source in sources]
+                tensors[id(layer.output)] = layer(arguments if isinstance(layer.input, list) else arguments[0])
+                ready.append(layer)
+        if not ready:
+            break
+        pending = [layer for layer in pending if layer not in ready]
+    upper = keras.Model(inputs, tensors[id(model.output)], name=f"{model.name}_from_block{block}")
+    return lower, upper
+
+
 def binary_metrics() -> list[Any]:
     return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
 

@@ -170,6 +170,7 @@ SCHEMA: dict[str, Any] = {
         "epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
         "fine_tune_from_block": integer(0, 16),
+        "cache_frozen": boolean,
         "early_stopping_patience": integer(1),
         "augment": boolean,
         "class_weight": one_of(*CLASS_WEIGHTS),
@@ -213,6 +214,8 @@ SCHEMA: dict[str, Any] = {
         "head_epochs": integer(0),
         "head_learning_rate": number(0, 1, low_open=True),
         "learning_rate": number(0, 1, low_open=True),
+        "fine_tune_from_block": integer(0, 15),
+        "cache_frozen": boolean,
         "early_stopping_patience": integer(1),
     },
     "report": {
@@ -250,6 +253,15 @@ def _validate(values: Any, schema: dict[str, Any], prefix: str) -> None:
             rule(name, values[key])
 
 
+def _check_fine_tune_block(key: str, config: dict[str, Any], stop: int | None, whose: str = "the model") -> None:
+    if stop is not None and config["fine_tune_from_block"] > stop:
+        _fail(
+            key,
+            config["fine_tune_from_block"],
+            f"{whose} ends after block {stop}: expected at most {stop}, or only its head would train",
+        )
+
+
 def validate(params: dict[str, Any]) -> dict[str, Any]:
     """Check every key, then the rules that tie keys together; return `params` unchanged."""
     _validate(params, SCHEMA, "")
@@ -271,6 +283,10 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     unknown = [name for name in params["students"]["run"] if name not in params["students"]["shapes"]]
     if unknown:
         _fail("students.run", params["students"]["run"], f"{unknown} not in `students.shapes`; define them there")
+    _check_fine_tune_block("train.fine_tune_from_block", params["train"], params["model"]["stop_after_block"])
+    for name in params["students"]["run"]:
+        stop = params["students"]["shapes"][name]["stop_after_block"]
+        _check_fine_tune_block("students.fine_tune_from_block", params["students"], stop, f"student {name}")
     if params["model"]["stop_after_block"] is not None and params["model"]["backbone"] != "efficientnet_lite0":
         _fail("model.stop_after_block", params["model"]["stop_after_block"], "only Lite0 stops early; use null")
     if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":

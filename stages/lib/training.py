@@ -46,13 +46,16 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
     class_weight: dict[int, float] | None = None,
     initial_epoch: int = 0,
+    views_cached: bool = False,
 ) -> keras.callbacks.History:
-    """Compile with Adam and binary cross-entropy, then fit for `epochs` more epochs."""
+    """Compile with Adam and binary cross-entropy, then fit for `epochs` more epochs.
+
+    `views_cached`: the training inputs are V x N x ... (`frozen_outputs`), one per dihedral view."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=model_lib.binary_metrics()
     )
     images, labels = train
-    dataset = data.training_dataset(images, labels, batch_size, augment, seed + initial_epoch)
+    dataset = data.training_dataset(images, labels, batch_size, augment, seed + initial_epoch, views_cached)
     return model.fit(
         dataset,
         steps_per_epoch=steps_per_epoch(len(labels), batch_size),
@@ -82,17 +85,27 @@ def two_phase_fit(
     augment: bool,
     seed: int,
     class_weight: dict[int, float] | None = None,
+    cache_frozen: bool = False,
 ) -> dict[str, int]:
     """Transfer learning in two phases; returns the epochs run and the kept fine-tune epoch (1-based).
 
     Phase 1 trains the head (and its BatchNormalization) on the frozen backbone. Phase 2 fine-tunes from
     `fine_tune_from_block` up with a cosine schedule and keeps the epoch with the best validation AUC.
+    `cache_frozen`: the blocks below `fine_tune_from_block` never train (and their BatchNormalization runs in
+    inference mode), so they run once per image and view, and both phases train the layers above on their outputs.
     """
-    common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight)
+    # Block 16 (Lite0's `top` and the head only) has no block to split at: no cache.
+    cached = cache_frozen and fine_tune_from_block > 0 and model_lib.has_block(model, fine_tune_from_block)
+    fitted = model
+    if cached:  # the upper part shares `model`'s layers: training it trains `model`
+        lower, fitted = model_lib.split_at_block(model, fine_tune_from_block)
+        train = (frozen_outputs(lower, train[0], augment, batch_size), train[1])
+        validation = (lower.predict(validation[0].astype(np.float32), batch_size=batch_size, verbose=0), validation[1])
+    common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight, views_cached=cached)
     model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
     if head_epochs:
         fit(
-            model,
+            fitted,
             train,
             validation,
             epochs=head_epochs,
@@ -106,7 +119,7 @@ def two_phase_fit(
         monitor="val_auc", mode="max", patience=early_stopping_patience, restore_best_weights=True
     )
     history = fit(
-        model,
+        fitted,
         train,
         validation,
         epochs=epochs,
@@ -120,6 +133,17 @@ def two_phase_fit(
     kept = stopper.best_weights is not None
     best = stopper.best_epoch - head_epochs + 1 if kept else fine_tune
     return {"head": head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
+
+
+def frozen_outputs(lower: keras.Model, images: np.ndarray, augment: bool, batch_size: int) -> np.ndarray:
+    """V x N x ...: `lower`'s outputs for every image under each dihedral view (the image as it is without augment)."""
+    views = range(8 if augment else 1)
+    return np.stack(
+        [
+            lower.predict(data.dihedral_view(images, v).astype(np.float32), batch_size=batch_size, verbose=0)
+            for v in views
+        ]
+    )
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:

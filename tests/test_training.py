@@ -10,28 +10,32 @@ from conftest import copy_model
 from stages.lib import model as model_lib
 from stages.lib import training
 
+# Both phases, small: one head epoch, then fine-tuning from block 6.
+SMALL = {
+    "head_epochs": 1,
+    "head_learning_rate": 1e-3,
+    "epochs": 1,
+    "learning_rate": 1e-3,
+    "fine_tune_from_block": 6,
+    "early_stopping_patience": 1,
+    "batch_size": 8,
+    "augment": True,
+    "seed": 0,
+}
+
+
+def _fit(model, train, validation, live_folder, **settings) -> dict[str, int]:
+    live = training.open_live(live_folder)
+    epochs = training.two_phase_fit(model, train, validation, live, **{**SMALL, **settings})
+    live.end()
+    return epochs
+
 
 def test_two_phase_fit_changes_only_the_head_and_the_blocks_it_fine_tunes(tiny_classifier, elpv_images, tmp_path):
     images, labels = elpv_images
     model = copy_model(tiny_classifier)
     before = {w.name: w.numpy().copy() for w in model.weights}
-    live = training.open_live(tmp_path / "live")
-    epochs = training.two_phase_fit(
-        model,
-        (images, labels),
-        (images, labels),
-        live,
-        head_epochs=1,
-        head_learning_rate=1e-3,
-        epochs=2,
-        learning_rate=1e-3,
-        fine_tune_from_block=6,
-        early_stopping_patience=1,
-        batch_size=8,
-        augment=True,
-        seed=0,
-    )
-    live.end()
+    epochs = _fit(model, (images, labels), (images, labels), tmp_path / "live", epochs=2)
     assert 1 <= epochs["best_fine_tune_epoch"] <= epochs["fine_tune"] <= 2 and epochs["head"] == 1
     changed = {w.name for w in model.weights if not np.array_equal(w.numpy(), before[w.name])}
     assert any(name.startswith("head_dense") for name in changed)
@@ -48,24 +52,7 @@ def test_training_on_cached_frozen_outputs_matches_training_the_whole_model(tiny
     for cached in (False, True):
         model = copy_model(tiny_classifier)
         model.get_layer("head_dropout").rate = 0.0  # dropout's random ops differ between the two graphs
-        live = training.open_live(tmp_path / f"live{cached}")
-        training.two_phase_fit(
-            model,
-            (images, labels),
-            (images[:8], labels[:8]),
-            live,
-            head_epochs=1,
-            head_learning_rate=1e-3,
-            epochs=1,
-            learning_rate=1e-3,
-            fine_tune_from_block=6,
-            early_stopping_patience=1,
-            batch_size=8,
-            augment=True,
-            seed=0,
-            cache_frozen=cached,
-        )
-        live.end()
+        _fit(model, (images, labels), (images[:8], labels[:8]), tmp_path / f"live{cached}", cache_frozen=cached)
         trained[cached] = model
     whole, split = trained[False], trained[True]
     assert [w.name for w in split.weights] == [w.name for w in whole.weights]  # the caller's model was trained

@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/compare.py OLD.json NEW.json
 A stage kind is the stage name before `@` (all `prune@<s>` together). Kinds only one run has are listed apart.
+The students' share is what the teacher, the students and their evaluations add to the rest of the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ def by_kind(stages: dict[str, float]) -> dict[str, float]:
     return kinds
 
 
+STUDENT_KINDS = {"teacher", "student", "evaluate-student"}
+
+
+def students_share(kinds: dict[str, float]) -> str:
+    students = sum(seconds for kind, seconds in kinds.items() if kind in STUDENT_KINDS)
+    rest = sum(seconds for kind, seconds in kinds.items() if kind not in STUDENT_KINDS)
+    return f"{students:.0f} s on top of {rest:.0f} s = {students / rest:.1%}" if students else "no students"
+
+
 def main() -> None:
     old, new = (json.loads(Path(path).read_text()) for path in sys.argv[1:3])
     before, after = by_kind(old["stage_seconds"]), by_kind(new["stage_seconds"])
@@ -31,6 +41,7 @@ def main() -> None:
     old_total, new_total = sum(before[k] for k in shared), sum(after[k] for k in shared)
     print(f"{'shared kinds':<20}{old_total:>10.0f}{new_total:>10.0f}{new_total / old_total:>10.2f}")
     print(f"step seconds old {old.get('median_step_seconds')}\nstep seconds new {new.get('median_step_seconds')}")
+    print(f"students' share old: {students_share(before)}\nstudents' share new: {students_share(after)}")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main() -> None:
     # The int8 calibration images, also QAT's starting activation ranges (tfmot's own start, [-6, 6], cost 6 pp).
     representative = data.representative_images(train[0], params["convert"]["representative_samples"], seed)
     qat.calibrate_activation_ranges(quantized, model, representative)
-    calibrated = model_lib.threshold_and_test_probabilities(quantized, validation, test[0])
+    calibrated = training.threshold_and_test_probabilities(quantized, validation, test[0], params["threshold"]["rule"])
     live = training.open_live(paths.live_folder("deploy/qat"))
     training.fit(
         quantized,
@@ -64,7 +64,9 @@ def main() -> None:
     )
     live.end()
 
-    threshold, probabilities = model_lib.threshold_and_test_probabilities(quantized, validation, test[0])
+    threshold, probabilities = training.threshold_and_test_probabilities(
+        quantized, validation, test[0], params["threshold"]["rule"]
+    )
     flatbuffer = conversion.convert(quantized, "int8", representative)
     tflite_file = paths.tflite_path("deploy", "int8")
     write_bytes(tflite_file, flatbuffer)

@@ -55,7 +55,9 @@ def main() -> None:
     name = paths.variant_name(paths.pruned_model(sparsity), "keras")
     model, sparsity_measured = prune_baseline(params, sparsity)
     validation, test = data.load_split(paths.PREPARED, "validation"), data.load_split(paths.PREPARED, "test")
-    threshold, probabilities = model_lib.threshold_and_test_probabilities(model, validation, test[0])
+    threshold, probabilities = training.threshold_and_test_probabilities(
+        model, validation, test[0], params["threshold"]["rule"]
+    )
     with atomic_path(paths.keras_folder(paths.pruned_model(sparsity))) as folder:
         folder.mkdir()
         model_lib.save(

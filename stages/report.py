@@ -129,7 +129,7 @@ def render(
 ) -> str:
     """The markdown report."""
     base = rows.find(table, comparison.BASELINE)
-    config = params["report"]
+    config, rule = params["report"], params["threshold"]["rule"]
     high = verdicts.translated_accuracy(
         config["claims"]["high_accuracy"], config["claims"]["reference_baseline_accuracy"], base["accuracy"]
     )
@@ -137,7 +137,9 @@ def render(
         "# edge-opt report",
         "",
         f"Test split: {len(base['correct'])} images, never used for training, early stopping, thresholds, "
-        "calibration or any setting. Accuracy intervals: 95 % Wilson score. Δ: accuracy minus the float32 "
+        f"calibration or any setting. Each model's decision threshold is its own, chosen on validation by the "
+        f"`{rule}` rule ({params_lib.THRESHOLD_RULES[rule]}). Accuracy intervals: 95 % Wilson score. "
+        "Δ: accuracy minus the float32 "
         "baseline's on the same images, 95 % paired bootstrap interval "
         f"({config['bootstrap_resamples']:,} resamples of the test images); McNemar: exact, "
         f"two-sided. Compressed: {COMPRESSION}. Kernel zeros: the share of zero values over every conv, depthwise and "
@@ -190,7 +192,7 @@ def render(
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
         "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml). Candidates with "
         f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
-        f"{recommendation.DESCRIBED[config['rank_by']]} (LiteRT int8), never on test; the table then shows what the "
+        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; the table then shows what the "
         "chosen model measured on the test split.",
         "",
         "| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy (95 % CI) | RAM used "

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from stages.lib import conversion, data, litert, paths, training
+from stages.lib import conversion, data, litert, paths, scores, training
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_json
@@ -64,7 +64,7 @@ def main() -> None:
         head_learning_rate=config["head_learning_rate"],
         epochs=shape["epochs"],
         learning_rate=config["learning_rate"],
-        fine_tune_from_block=config["fine_tune_from_block"],
+        fine_tune_from_block=shape["fine_tune_from_block"],
         early_stopping_patience=config["early_stopping_patience"],
         batch_size=config["batch_size"],
         augment=params["train"]["augment"],
@@ -84,8 +84,8 @@ def main() -> None:
     write_bytes(tflite_file, flatbuffer)
     float_validation = model_lib.predict(model, validation[0])
     int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
-    float_threshold = model_lib.best_threshold(float_validation, validation[1])
-    threshold = model_lib.best_threshold(int8_validation, validation[1])
+    float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"]["rule"])
+    threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"]["rule"])
     float_accuracy = float(((float_validation >= float_threshold) == validation[1]).mean())
     int8_accuracy = float(((int8_validation >= threshold) == validation[1]).mean())
 

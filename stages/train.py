@@ -44,7 +44,9 @@ def main() -> None:
         )
     live.end()
 
-    threshold, probabilities = model_lib.threshold_and_test_probabilities(model, validation, test[0])
+    threshold, probabilities = training.threshold_and_test_probabilities(
+        model, validation, test[0], params["threshold"]["rule"]
+    )
     test_scores = scores.classification_scores(test[1], probabilities, threshold)
     meta = {"variant": "baseline", "threshold": threshold, "sparsity_target": 0.0}
     with atomic_path(paths.keras_folder("baseline")) as folder:

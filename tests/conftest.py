@@ -117,12 +117,18 @@ TINY = {
         "run": ["b10_96", "b10_96_labels"],
         "shapes": {
             # Half of block 1's expand channels: the narrowed path runs end to end, through TFLM.
-            "b10_96": {"image_size": 32, "stop_after_block": 1, "expand_keep": {"block1": 0.5}, "epochs": 1},
-            "b10_96_labels": {"image_size": 32, "stop_after_block": 1, "epochs": 1},
+            # From block 1: block 0 is frozen and cached, as the default students' lower blocks are.
+            "b10_96": {
+                "image_size": 32,
+                "stop_after_block": 1,
+                "expand_keep": {"block1": 0.5},
+                "epochs": 1,
+                "fine_tune_from_block": 1,
+            },
+            "b10_96_labels": {"image_size": 32, "stop_after_block": 1, "epochs": 1, "fine_tune_from_block": 1},
         },
         "batch_size": 8,
         "head_epochs": 1,
-        "fine_tune_from_block": 1,  # block 0 is frozen and cached, as blocks 0-2 are by default
     },
     # A tiny run's models are weak: recommend the best that fits whatever its accuracy, so firmware is exercised.
     "report": {"accuracy_floor": 0.0},

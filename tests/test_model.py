@@ -34,14 +34,6 @@ def test_fine_tune_keeps_every_batchnorm_frozen(tiny_classifier):
     )
 
 
-def test_threshold_maximises_validation_accuracy():
-    labels = np.array([0, 0, 0, 1, 1, 1])
-    probabilities = np.array([0.1, 0.6, 0.65, 0.7, 0.8, 0.9])
-    threshold = model.best_threshold(probabilities, labels)
-    assert 0.65 < threshold <= 0.7 and ((probabilities >= threshold) == labels).all()
-    assert model.best_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == 0.5  # ties go to 0.5
-
-
 def test_strategy_on_a_cpu_machine():
     assert model.distribution_strategy("auto").num_replicas_in_sync == 1
     mirrored = model.distribution_strategy("mirrored")  # one replica per visible GPU, the CPU when there is none
@@ -104,3 +96,14 @@ def test_split_at_block_shares_the_layers_and_composes_to_the_model(short_classi
     )
     with pytest.raises(UserError, match="no block 9"):
         model.split_at_block(short_classifier, 9)
+
+
+def test_training_metrics_score_soft_targets_as_their_rounded_labels():
+    """A distilled student's targets are soft; its logged accuracy and AUC are against the rounded target."""
+    soft, hard = np.array([[0.2], [0.7], [0.9], [0.4]]), np.array([[0.0], [1.0], [1.0], [0.0]])
+    predictions = np.array([[0.1], [0.8], [0.3], [0.45]])
+    plain = [keras.metrics.BinaryAccuracy(), keras.metrics.AUC()]
+    for metric, reference in zip(model.binary_metrics(), plain, strict=True):
+        metric.update_state(soft, predictions)
+        reference.update_state(hard, predictions)
+        assert float(metric.result()) == pytest.approx(float(reference.result()))

@@ -69,7 +69,7 @@ BAD = [
     ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
     ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
-    ("students.fine_tune_from_block", 8, "students.fine_tune_from_block"),  # b7_64 ends after block 7
+    ("students.shapes.b7_64.fine_tune_from_block", 8, "students.shapes.b7_64.fine_tune_from_block"),  # ends at 7
 ]
 
 
@@ -79,11 +79,11 @@ def test_bad_value_names_the_key(key, value, named):
         params.validate(_with(key, value))
 
 
-def test_a_moved_key_says_where_it_went():
-    old = _with("students.epochs", 16)  # before each student had its own epochs
-    with pytest.raises(
-        UserError, match=re.escape("`students.epochs` is 16; this key moved to `students.shapes.<name>.epochs")
-    ):
+@pytest.mark.parametrize("key", ["students.epochs", "students.fine_tune_from_block"])
+def test_a_moved_key_says_where_it_went(key):
+    old = _with(key, 3)  # before each student had its own
+    moved_to = f"students.shapes.<name>.{key.split('.')[1]}"
+    with pytest.raises(UserError, match=re.escape(f"`{key}` is 3; this key moved to `{moved_to} ")):
         params.validate(old)
 
 

@@ -60,3 +60,51 @@ def test_paired_difference_interval_contains_the_difference_and_repeats():
     assert first == scores.paired_difference(reference, other, resamples=2000, seed=1)
     assert first["low"] <= first["difference"] <= first["high"]
     assert first["difference"] == pytest.approx(other.mean() - reference.mean())
+
+
+def test_accuracy_threshold_maximises_accuracy():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probabilities = np.array([0.1, 0.6, 0.65, 0.7, 0.8, 0.9])
+    threshold = scores.accuracy_threshold(probabilities, labels)
+    assert 0.65 < threshold <= 0.7 and ((probabilities >= threshold) == labels).all()
+    assert scores.accuracy_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == 0.5  # ties go to 0.5
+
+
+def test_logistic_threshold_is_where_the_fitted_probability_crosses_one_half():
+    # Labels drawn from a known logistic model of the score's logit: P(y=1) = sigmoid(2 * logit(p) - 1), which is
+    # 1/2 at logit(p) = 0.5, p = sigmoid(0.5) = 0.622.
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, 20000)
+    labels = (rng.random(logits.size) < 1 / (1 + np.exp(-(2 * logits - 1)))).astype(int)
+    threshold = scores.logistic_threshold(1 / (1 + np.exp(-logits)), labels)
+    assert threshold == pytest.approx(1 / (1 + np.exp(-0.5)), abs=0.01)
+
+
+def test_logistic_threshold_moves_less_than_the_accuracy_maximum():
+    """On resamples of 300 noisy predictions, the fitted crossing spreads less than the accuracy maximum's."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, 300)
+    labels = (rng.random(300) < 1 / (1 + np.exp(-2 * logits))).astype(int)
+    probabilities = 1 / (1 + np.exp(-logits))
+    picks = {rule: [] for rule in ("logistic", "accuracy")}
+    for _ in range(40):
+        index = rng.integers(0, 300, 300)
+        for rule, values in picks.items():
+            values.append(scores.decision_threshold(probabilities[index], labels[index], rule))
+    assert np.std(picks["logistic"]) < np.std(picks["accuracy"])
+
+
+def test_logistic_threshold_edge_cases():
+    assert scores.logistic_threshold(np.array([0.2, 0.9]), np.array([1, 1])) == 0.5  # one class
+    assert scores.logistic_threshold(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1])) == 0.5  # backwards
+    separable = scores.logistic_threshold(np.array([0.0, 0.1, 0.3, 0.9, 1.0]), np.array([0, 0, 0, 1, 1]))
+    assert 0.3 < separable < 0.9  # the slope runs away, the crossing stays between the classes
+
+
+def test_every_rule_in_params_has_an_implementation():
+    from stages.lib.params import THRESHOLD_RULES
+
+    for rule in THRESHOLD_RULES:
+        assert 0 < scores.decision_threshold(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1]), rule) < 1
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        scores.decision_threshold(np.array([0.5]), np.array([1]), "median")

@@ -87,14 +87,18 @@ def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bo
             )
 
 
+def _first_layer(model: keras.Model, block: int) -> keras.layers.Layer | None:
+    return next((layer for layer in model.layers if _block_index(layer.name) == block), None)
+
+
 def has_block(model: keras.Model, block: int) -> bool:
-    return any(_block_index(layer.name) == block for layer in model.layers)
+    return _first_layer(model, block) is not None
 
 
 def split_at_block(model: keras.Model, block: int) -> tuple[keras.Model, keras.Model]:
     """The layers below `block` and the rest, as two models over the same layer objects (training `upper` trains
     `model`): `upper(lower(x)) == model(x)`."""
-    first = next((layer for layer in model.layers if _block_index(layer.name) == block), None)
+    first = _first_layer(model, block)
     if first is None:
         raise UserError(f"{model.name} has no block {block} to split at")
     cut = first.input
@@ -117,27 +121,28 @@ def split_at_block(model: keras.Model, block: int) -> tuple[keras.Model, keras.M
     return lower, upper
 
 
+class _HardTargets:
+    """Score against the target rounded to 0/1: a distilled student's targets are soft (teacher x label), against
+    which accuracy reads ~8 % and AUC 0. Hard labels (validation, labels-only training) pass unchanged."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        return super().update_state(tf.round(y_true), y_pred, sample_weight)
+
+
+class HardTargetAccuracy(_HardTargets, keras.metrics.BinaryAccuracy):
+    pass
+
+
+class HardTargetAUC(_HardTargets, keras.metrics.AUC):
+    pass
+
+
 def binary_metrics() -> list[Any]:
-    return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
-
-
-def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The decision threshold with the best accuracy on the given (validation) predictions; ties go to 0.5."""
-    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
-    accuracies = [((probabilities >= t) == labels).mean() for t in candidates]
-    best = max(accuracies)
-    return float(min((t for t, a in zip(candidates, accuracies, strict=True) if a == best), key=lambda t: abs(t - 0.5)))
+    return [HardTargetAccuracy(name="accuracy"), HardTargetAUC(name="auc")]
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
-
-
-def threshold_and_test_probabilities(
-    model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """The decision threshold chosen on validation, and the model's test-split probabilities."""
-    return best_threshold(predict(model, validation[0]), validation[1]), predict(model, test_images)
 
 
 def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:

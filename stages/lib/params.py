@@ -19,10 +19,19 @@ FORMATS = ("float32", "float16", "dynamic", "int8")
 DEPLOY_METHODS = ("pqat", "pcqat")
 STRATEGIES = ("auto", "default", "mirrored")
 CLASS_WEIGHTS = ("balanced", None)
-# What ranks a board's candidates: LiteRT int8 scores on the validation split (`evaluate` writes both).
-RANKINGS = ("validation_roc_auc", "validation_accuracy")
+# What ranks a board's candidates, and how the report names it: LiteRT int8 scores on the validation split
+# (`evaluate` writes both).
+RANKINGS = {"validation_roc_auc": "validation ROC AUC", "validation_accuracy": "validation accuracy"}
+# How a model's decision threshold is chosen on validation (`scores.decision_threshold`), and how the report says it.
+THRESHOLD_RULES = {
+    "logistic": "where a logistic fit of the label on the probability's logit crosses 1/2",
+    "accuracy": "the best validation accuracy",
+}
 # Keys that moved: an old params.yaml gets told where they went.
-MOVED = {"students.epochs": "students.shapes.<name>.epochs (each student has its own)"}
+MOVED = {
+    "students.epochs": "students.shapes.<name>.epochs (each student has its own)",
+    "students.fine_tune_from_block": "students.shapes.<name>.fine_tune_from_block (each student has its own)",
+}
 
 Check = Callable[[str, Any], None]
 
@@ -123,6 +132,7 @@ STUDENT_SCHEMA = {
     "expand_keep": expand_keep,
     "distill": boolean,
     "epochs": integer(1),
+    "fine_tune_from_block": integer(0, 15),
 }
 
 
@@ -198,6 +208,7 @@ SCHEMA: dict[str, Any] = {
         "sparse_formats": list_of(one_of("int8", "dynamic", "float32")),
         "representative_samples": integer(1),
     },
+    "threshold": {"rule": one_of(*THRESHOLD_RULES)},
     "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
     "micro": {"test_images": optional(integer(1))},
     "distill": {
@@ -214,7 +225,6 @@ SCHEMA: dict[str, Any] = {
         "head_epochs": integer(0),
         "head_learning_rate": number(0, 1, low_open=True),
         "learning_rate": number(0, 1, low_open=True),
-        "fine_tune_from_block": integer(0, 15),
         "cache_frozen": boolean,
         "early_stopping_patience": integer(1),
     },
@@ -285,8 +295,9 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
         _fail("students.run", params["students"]["run"], f"{unknown} not in `students.shapes`; define them there")
     _check_fine_tune_block("train.fine_tune_from_block", params["train"], params["model"]["stop_after_block"])
     for name in params["students"]["run"]:
-        stop = params["students"]["shapes"][name]["stop_after_block"]
-        _check_fine_tune_block("students.fine_tune_from_block", params["students"], stop, f"student {name}")
+        shape = params["students"]["shapes"][name]
+        key = f"students.shapes.{name}.fine_tune_from_block"
+        _check_fine_tune_block(key, shape, shape["stop_after_block"], f"student {name}")
     if params["model"]["stop_after_block"] is not None and params["model"]["backbone"] != "efficientnet_lite0":
         _fail("model.stop_after_block", params["model"]["stop_after_block"], "only Lite0 stops early; use null")
     if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":

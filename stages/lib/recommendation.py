@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from stages.lib import boards
+from stages.lib.params import RANKINGS
 
 # What the floor applies to: LiteRT int8 accuracy on the validation split (set by `evaluate` for int8 files).
 FLOOR_ON = "validation_accuracy"
-DESCRIBED = {"validation_roc_auc": "validation ROC AUC", "validation_accuracy": "validation accuracy"}
 
 
 def _within(value: float, smallest: float, tolerance: float) -> bool:
@@ -53,7 +53,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "flash_use": fit["flash_use"],
                 "validation_accuracy": row[FLOOR_ON],
                 "validation_roc_auc": row["validation_roc_auc"],
-                "reason": f"the best {DESCRIBED[rank_by]} of the {len(good)} fitting models with validation "
+                "reason": f"the best {RANKINGS[rank_by]} of the {len(good)} fitting models with validation "
                 f"accuracy >= {floor:.0%}; exact ties go to the smaller (sizes within {tolerance:.0%} count as equal)",
             }
         elif fitting:

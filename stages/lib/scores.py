@@ -3,12 +3,50 @@ McNemar test, and a paired bootstrap interval for the difference of two models o
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn import metrics
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
 CONFIDENCE = 0.95
+# Probabilities are clipped this far from 0 and 1 before their logit (int8 outputs reach both exactly).
+LOGIT_CLIP = 1e-4
+
+
+def accuracy_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the best accuracy on these predictions; ties go to the one nearest 0.5."""
+    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
+    accuracies = [((probabilities >= t) == labels).mean() for t in candidates]
+    best = max(accuracies)
+    return float(min((t for t, a in zip(candidates, accuracies, strict=True) if a == best), key=lambda t: abs(t - 0.5)))
+
+
+def logistic_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Where a logistic fit of the label on the probability's logit crosses 1/2 (Platt scaling, unpenalised: C = inf).
+
+    It uses every prediction, not only the few near the accuracy maximum's plateau. With one class, or scores
+    that rank the classes backwards, no fit means anything: 0.5."""
+    labels = np.asarray(labels).astype(int)
+    if len(np.unique(labels)) < 2:
+        return 0.5
+    clipped = np.clip(np.asarray(probabilities, np.float64), LOGIT_CLIP, 1 - LOGIT_CLIP)
+    with warnings.catch_warnings():  # separable data: the slope grows without bound, the crossing stays put
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = LogisticRegression(C=np.inf).fit(np.log(clipped / (1 - clipped))[:, None], labels)
+    slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    return float(1 / (1 + np.exp(intercept / slope))) if slope > 0 else 0.5
+
+
+def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str) -> float:
+    """A model's decision threshold from its validation predictions, by `threshold.rule` in params.yaml."""
+    rules = {"logistic": logistic_threshold, "accuracy": accuracy_threshold}
+    if rule not in rules:
+        raise ValueError(f"unknown threshold rule {rule!r}; expected one of {', '.join(rules)}")
+    return rules[rule](np.asarray(probabilities), np.asarray(labels))
 
 
 def wilson_interval(successes: int, total: int) -> tuple[float, float]:

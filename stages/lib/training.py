@@ -12,7 +12,7 @@ import numpy as np
 import tf_keras as keras
 from dvclive import Live
 
-from stages.lib import data
+from stages.lib import data, scores
 from stages.lib import model as model_lib
 
 
@@ -100,7 +100,7 @@ def two_phase_fit(
     if cached:  # the upper part shares `model`'s layers: training it trains `model`
         lower, fitted = model_lib.split_at_block(model, fine_tune_from_block)
         train = (frozen_outputs(lower, train[0], augment, batch_size), train[1])
-        validation = (lower.predict(validation[0].astype(np.float32), batch_size=batch_size, verbose=0), validation[1])
+        validation = (frozen_outputs(lower, validation[0], False, batch_size)[0], validation[1])
     common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight, views_cached=cached)
     model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
     if head_epochs:
@@ -156,3 +156,11 @@ def cosine_schedule(learning_rate: float, steps: int) -> Any:
 
 def class_weights(params: dict[str, Any], labels: np.ndarray) -> dict[int, float] | None:
     return data.class_weights(labels) if params["train"]["class_weight"] == "balanced" else None
+
+
+def threshold_and_test_probabilities(
+    model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray, rule: str
+) -> tuple[float, np.ndarray]:
+    """The decision threshold chosen on validation by `rule` (`threshold.rule`), and the test-split probabilities."""
+    threshold = scores.decision_threshold(model_lib.predict(model, validation[0]), validation[1], rule)
+    return threshold, model_lib.predict(model, test_images)

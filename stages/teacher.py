@@ -15,11 +15,14 @@ from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
 
+def view_probabilities(interpreter: litert.Interpreter, images: np.ndarray, views: int) -> np.ndarray:
+    """V x N: P(class 1) for each image under each of the first `views` dihedral views."""
+    return np.stack([litert.predict(interpreter, data.dihedral_view(images, view), "teacher") for view in range(views)])
+
+
 def soft_labels(interpreter: litert.Interpreter, images: np.ndarray, views: int) -> np.ndarray:
     """P(class 1) averaged over the first `views` dihedral views of each image."""
-    return np.mean(
-        [litert.predict(interpreter, data.dihedral_view(images, view), "teacher") for view in range(views)], axis=0
-    )
+    return view_probabilities(interpreter, images, views).mean(axis=0)
 
 
 def main() -> None:
@@ -32,7 +35,8 @@ def main() -> None:
     train_soft = soft_labels(model, train[0], views)
     unlabeled_soft = soft_labels(model, unlabeled, views) if len(unlabeled) else np.zeros(0, np.float32)
     # What averaging the views does to the teacher, measured on validation at the baseline's own threshold.
-    one, averaged = (soft_labels(model, validation[0], n) for n in (1, views))
+    per_view = view_probabilities(model, validation[0], views)  # view 0 is the image as it is
+    one, averaged = per_view[0], per_view.mean(axis=0)
     threshold = meta["threshold"]
     buffer = io.BytesIO()
     np.savez(buffer, train=train_soft.astype(np.float32), unlabeled=unlabeled_soft.astype(np.float32))

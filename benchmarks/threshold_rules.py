@@ -36,9 +36,7 @@ RESAMPLES, SEED = 300, 0
 
 def plateau_median(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The median of every candidate threshold that reaches the best accuracy (the middle of the plateau)."""
-    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
-    accuracies = np.array([((probabilities >= t) == labels).mean() for t in candidates])
-    return float(np.median(candidates[accuracies == accuracies.max()]))
+    return float(np.median(scores.best_accuracy_thresholds(probabilities, labels)))
 
 
 def bagged(probabilities: np.ndarray, labels: np.ndarray, resamples: int = 100) -> float:

@@ -29,6 +29,11 @@ def targets(params: dict, shape: dict, images: np.ndarray, labels: np.ndarray) -
     return np.concatenate([images, unlabeled]), np.concatenate([wanted, teacher["unlabeled"]]), len(unlabeled)
 
 
+def frozen_runner(runtime: str, num_threads: int, batch_size: int) -> training.FrozenRunner | None:
+    """What computes the frozen blocks' cache (`students.frozen_runtime`); None: Keras, `training`'s default."""
+    return conversion.litert_runner(num_threads, batch_size) if runtime == "litert" else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True, help="a student of `students.shapes`")
@@ -70,6 +75,7 @@ def main() -> None:
         augment=params["train"]["augment"],
         seed=seed,
         cache_frozen=config["cache_frozen"],
+        frozen_runner=frozen_runner(config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]),
     )
     live.end()
     train_seconds = time.perf_counter() - started
@@ -86,8 +92,8 @@ def main() -> None:
     int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
     float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"]["rule"])
     threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"]["rule"])
-    float_accuracy = float(((float_validation >= float_threshold) == validation[1]).mean())
-    int8_accuracy = float(((int8_validation >= threshold) == validation[1]).mean())
+    float_accuracy = scores.classification_scores(validation[1], float_validation, float_threshold)["accuracy"]
+    int8_accuracy = scores.classification_scores(validation[1], int8_validation, threshold)["accuracy"]
 
     meta = {"variant": paths.variant_name(paths.student_model(name), "int8"), "threshold": threshold, **shape}
     with atomic_path(paths.keras_folder(paths.student_model(name))) as folder:

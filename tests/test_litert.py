@@ -58,6 +58,28 @@ def test_float32_tflite_matches_keras(converted, tiny_classifier, elpv_images):
     np.testing.assert_allclose(litert.predict(interpreter, images), model.predict(tiny_classifier, images), atol=1e-4)
 
 
+def test_batch_outputs_are_the_one_image_outputs_in_any_batch_size(converted, elpv_images):
+    images, _ = elpv_images  # 24 images: batches of 10 leave a short last batch
+    content = converted["float32"].read_bytes()
+    interpreter, _ = litert.open_interpreter(converted["float32"], num_threads=1)
+    one_by_one = litert.predict(interpreter, images)
+    for batch_size in (1, 10, 24):
+        outputs = litert.batch_outputs(content, images, num_threads=2, batch_size=batch_size)
+        assert outputs.shape == (24, 1)
+        np.testing.assert_allclose(outputs[:, 0], one_by_one, atol=1e-6)
+
+
+def test_litert_runner_gives_the_frozen_blocks_outputs(tiny_classifier, elpv_images):
+    """The students' cache on LiteRT: the frozen blocks' Keras outputs, to float rounding."""
+    images, _ = elpv_images
+    lower, _ = model.split_at_block(tiny_classifier, 3)
+    predict = conversion.litert_runner(num_threads=2, batch_size=8)(lower)
+    expected = lower.predict(images, verbose=0)
+    outputs = predict(images)
+    assert outputs.shape == expected.shape
+    np.testing.assert_allclose(outputs, expected, atol=1e-3 * np.abs(expected).max())
+
+
 def test_int8_tflite_stays_close_to_keras(converted, tiny_classifier, elpv_images):
     images, _ = elpv_images
     interpreter, _ = litert.open_interpreter(converted["int8"], num_threads=1)

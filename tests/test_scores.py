@@ -70,6 +70,14 @@ def test_accuracy_threshold_maximises_accuracy():
     assert scores.accuracy_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == 0.5  # ties go to 0.5
 
 
+def test_best_accuracy_thresholds_is_the_whole_plateau():
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array([0.1, 0.3, 0.6, 0.9])
+    # 0.5, 0.6 and every prediction above 0.3 up to 0.6 separate the classes: the candidates among them.
+    np.testing.assert_array_equal(scores.best_accuracy_thresholds(probabilities, labels), [0.5, 0.6])
+    assert scores.accuracy_threshold(probabilities, labels) == 0.5
+
+
 def test_logistic_threshold_is_where_the_fitted_probability_crosses_one_half():
     # Labels drawn from a known logistic model of the score's logit: P(y=1) = sigmoid(2 * logit(p) - 1), which is
     # 1/2 at logit(p) = 0.5, p = sigmoid(0.5) = 0.622.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,8 @@ import tensorflow as tf
 from tensorflow.lite.python import lite
 from tensorflow.lite.python.convert import mlir_sparsify
 from tqdm import tqdm
+
+from stages.lib import litert
 
 
 def convert(model: Any, fmt: str, representative: np.ndarray | None = None, sparse: bool = False) -> bytes:
@@ -51,3 +54,14 @@ def sparsify(flatbuffer: bytes) -> bytes:
     The converter's `EXPERIMENTAL_SPARSITY` runs these same two passes on its finished model, so the tensors and
     buffers are those of `convert(..., sparse=True)`; only the conversion metadata does not list the option."""
     return lite._deduplicate_readonly_buffers(mlir_sparsify(flatbuffer))
+
+
+def litert_runner(num_threads: int, batch_size: int) -> Callable[[Any], Callable[[np.ndarray], np.ndarray]]:
+    """Run a model's frozen blocks as their float32 `.tflite` on LiteRT (XNNPACK): on 2 cores about 3x faster than
+    Keras (`training.frozen_outputs`), with outputs within float rounding (~4e-4) of it."""
+
+    def runner(lower: Any) -> Callable[[np.ndarray], np.ndarray]:
+        content = convert(lower, "float32")
+        return lambda images: litert.batch_outputs(content, images, num_threads, batch_size)
+
+    return runner

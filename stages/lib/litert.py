@@ -77,6 +77,23 @@ def predict(interpreter: Interpreter, images: np.ndarray, description: str = "Li
     return probabilities
 
 
+def batch_outputs(model_content: bytes, images: np.ndarray, num_threads: int, batch_size: int) -> np.ndarray:
+    """A float32 model's output for every image, `batch_size` images per invoke (features, not device figures)."""
+    interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)
+        if start == 0 or len(batch) < batch_size:
+            interpreter.resize_tensor_input(input_index, batch.shape)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(input_index, batch)
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_index).copy())
+    return np.concatenate(outputs)
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
     return {

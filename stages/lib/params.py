@@ -19,6 +19,8 @@ FORMATS = ("float32", "float16", "dynamic", "int8")
 DEPLOY_METHODS = ("pqat", "pcqat")
 STRATEGIES = ("auto", "default", "mirrored")
 CLASS_WEIGHTS = ("balanced", None)
+# What runs a student's frozen blocks for its cache: the float32 `.tflite` on LiteRT (XNNPACK), or Keras.
+FROZEN_RUNTIMES = ("litert", "keras")
 # What ranks a board's candidates, and how the report names it: LiteRT int8 scores on the validation split
 # (`evaluate` writes both).
 RANKINGS = {"validation_roc_auc": "validation ROC AUC", "validation_accuracy": "validation accuracy"}
@@ -226,6 +228,7 @@ SCHEMA: dict[str, Any] = {
         "head_learning_rate": number(0, 1, low_open=True),
         "learning_rate": number(0, 1, low_open=True),
         "cache_frozen": boolean,
+        "frozen_runtime": one_of(*FROZEN_RUNTIMES),
         "early_stopping_patience": integer(1),
     },
     "report": {

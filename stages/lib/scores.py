@@ -17,12 +17,17 @@ CONFIDENCE = 0.95
 LOGIT_CLIP = 1e-4
 
 
+def best_accuracy_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Every candidate threshold (0.5 and each prediction to 4 decimals) that reaches the best accuracy, ascending."""
+    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
+    accuracies = np.array([((probabilities >= t) == labels).mean() for t in candidates])
+    return candidates[accuracies == accuracies.max()]
+
+
 def accuracy_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The threshold with the best accuracy on these predictions; ties go to the one nearest 0.5."""
-    candidates = np.unique(np.concatenate([[0.5], np.round(probabilities, 4)]))
-    accuracies = [((probabilities >= t) == labels).mean() for t in candidates]
-    best = max(accuracies)
-    return float(min((t for t, a in zip(candidates, accuracies, strict=True) if a == best), key=lambda t: abs(t - 0.5)))
+    best = best_accuracy_thresholds(probabilities, labels)
+    return float(best[np.argmin(np.abs(best - 0.5))])
 
 
 def logistic_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -5,6 +5,7 @@ No compression code here: `train` imports this module, and editing tfmot code mu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from dvclive import Live
 
 from stages.lib import data, scores
 from stages.lib import model as model_lib
+
+# Images -> the frozen blocks' outputs; `FrozenRunner` makes one from the frozen part of a model.
+Predict = Callable[[np.ndarray], np.ndarray]
+FrozenRunner = Callable[[keras.Model], Predict]
 
 
 def open_live(folder: str | Path) -> Live:
@@ -86,6 +91,7 @@ def two_phase_fit(
     seed: int,
     class_weight: dict[int, float] | None = None,
     cache_frozen: bool = False,
+    frozen_runner: FrozenRunner | None = None,
 ) -> dict[str, int]:
     """Transfer learning in two phases; returns the epochs run and the kept fine-tune epoch (1-based).
 
@@ -93,14 +99,16 @@ def two_phase_fit(
     `fine_tune_from_block` up with a cosine schedule and keeps the epoch with the best validation AUC.
     `cache_frozen`: the blocks below `fine_tune_from_block` never train (and their BatchNormalization runs in
     inference mode), so they run once per image and view, and both phases train the layers above on their outputs.
+    `frozen_runner` runs them (default: Keras).
     """
     # Block 16 (Lite0's `top` and the head only) has no block to split at: no cache.
     cached = cache_frozen and fine_tune_from_block > 0 and model_lib.has_block(model, fine_tune_from_block)
     fitted = model
     if cached:  # the upper part shares `model`'s layers: training it trains `model`
         lower, fitted = model_lib.split_at_block(model, fine_tune_from_block)
-        train = (frozen_outputs(lower, train[0], augment, batch_size), train[1])
-        validation = (frozen_outputs(lower, validation[0], False, batch_size)[0], validation[1])
+        predict = (frozen_runner or keras_runner(batch_size))(lower)
+        train = (frozen_outputs(predict, train[0], augment), train[1])
+        validation = (frozen_outputs(predict, validation[0], False)[0], validation[1])
     common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight, views_cached=cached)
     model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
     if head_epochs:
@@ -135,15 +143,16 @@ def two_phase_fit(
     return {"head": head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
 
 
-def frozen_outputs(lower: keras.Model, images: np.ndarray, augment: bool, batch_size: int) -> np.ndarray:
-    """V x N x ...: `lower`'s outputs for every image under each dihedral view (the image as it is without augment)."""
+def keras_runner(batch_size: int) -> FrozenRunner:
+    """Run the frozen blocks as the Keras model they are."""
+    return lambda lower: lambda images: lower.predict(images, batch_size=batch_size, verbose=0)
+
+
+def frozen_outputs(predict: Predict, images: np.ndarray, augment: bool) -> np.ndarray:
+    """V x N x ...: the frozen blocks' outputs for every image under each dihedral view (the image as it is without
+    augment)."""
     views = range(8 if augment else 1)
-    return np.stack(
-        [
-            lower.predict(data.dihedral_view(images, v).astype(np.float32), batch_size=batch_size, verbose=0)
-            for v in views
-        ]
-    )
+    return np.stack([predict(data.dihedral_view(images, v).astype(np.float32)) for v in views])
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:

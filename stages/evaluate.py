@@ -12,6 +12,10 @@ from stages.lib import params as params_lib
 from stages.lib.io import read_json, run_stage, write_json
 
 
+def confusion(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, int]]:
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int), strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="baseline, pruned/<sparsity> or deploy")
@@ -67,9 +71,9 @@ def main() -> None:
         micro_scores = scores.classification_scores(labels, micro, threshold)
         keys = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}
+        write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
     # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.
-    confusion = [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int), strict=True)]
-    write_json(paths.confusion_path(args.model, args.format), confusion)
+    write_json(paths.confusion_path(args.model, args.format), confusion(labels, predicted))
     write_json(paths.evaluate_metrics_path(args.model, args.format), result)
     print(
         f"evaluate: {result['variant']} accuracy {result['accuracy']:.4f}, "

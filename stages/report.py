@@ -100,7 +100,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
         "kernels). Accuracy on TensorFlow Lite Micro over the whole test split is what a device computes. "
         "Latency: MACs × a published ns per MAC for each board (`ns_per_mac_source` in params.yaml), an estimate.",
         "",
-        "| student | MACs | flash | TFLM arena | TFLM accuracy (95 % CI) | Δ vs float32 baseline, pp (95 % CI) | "
+        "| student | MACs | flash | TFLM arena | TFLM accuracy (95 % CI) | Δ TFLM vs float32 baseline, pp (95 % CI) | "
         + " | ".join(f"est. ms, {name}" for name in targets)
         + " |",
         "|---|---|---|---|---|---|" + "---|" * len(targets),
@@ -109,7 +109,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
         lines.append(
             f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
             f"| {row['tflm_arena_bytes']:,} B | {cells.tflm_accuracy(row['tflm'])} "
-            f"| {cells.change(row['accuracy_change'])} | "
+            f"| {cells.change(row['tflm_accuracy_change'])} | "
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
         )

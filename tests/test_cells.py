@@ -33,7 +33,10 @@ def test_numbers_keep_their_sign_interval_and_units():
 
 def test_distillation_sentence_closes_its_own_brackets():
     gain = {"student": "b7_64", "control": "b7_64_labels", "pp": -1.2, "low_pp": -3.3, "high_pp": 0.9}
-    head = "`b7_64` minus its labels-only control `b7_64_labels`: -1.2 pp (95 % paired bootstrap interval -3.3 to +0.9"
+    head = (
+        "`b7_64` minus its labels-only control `b7_64_labels` on TFLite Micro: -1.2 pp "
+        "(95 % paired bootstrap interval -3.3 to +0.9"
+    )
     assert cells.distillation(gain) == head + ")"
     assert cells.distillation(gain, "McNemar p 0.39") == head + "; McNemar p 0.39)"
     tflm = {"accuracy": 0.892, "accuracy_ci95_low": 0.854, "accuracy_ci95_high": 0.921}

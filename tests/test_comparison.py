@@ -29,3 +29,24 @@ def test_a_clear_loss_has_an_interval_below_zero():
 def test_missing_baseline_is_refused():
     with pytest.raises(ValueError, match="baseline_float32"):
         comparison.compare_to_baseline([_row("x", [1])], resamples=100, seed=0)
+
+
+def _student(name: str, litert: list[int], tflm: list[int]) -> dict:
+    return {**_row(f"student_{name}_int8", litert), "model": f"students/{name}", "tflm_correct": tflm}
+
+
+def test_students_are_compared_on_their_tflite_micro_answers():
+    """Where LiteRT's XNNPACK kernels and TFLite Micro disagree, the device (TFLM) decides a student's figures."""
+    base = {**_row("baseline_float32", [1] * 100), "model": "baseline"}
+    student = _student("b7_64", [1] * 100, [1] * 90 + [0] * 10)
+    control = _student("b7_64_labels", [1] * 80 + [0] * 20, [1] * 95 + [0] * 5)
+    comparison.compare_to_baseline([base, student, control], resamples=500, seed=0)
+    assert student["accuracy_change"]["pp"] == 0 and student["tflm_accuracy_change"]["pp"] == pytest.approx(-10)
+    assert "tflm_accuracy_change" not in base
+    shapes = {"b7_64": {"distill": True}, "b7_64_labels": {"distill": False}}
+    for shape in shapes.values():
+        shape.update(image_size=64, stop_after_block=7)
+    params = {"students": {"shapes": shapes, "run": ["b7_64", "b7_64_labels"]}}
+    (gain,) = comparison.distillation_gains([base, student, control], params, resamples=500, seed=0)
+    assert (gain["student"], gain["control"]) == ("b7_64", "b7_64_labels")
+    assert gain["pp"] == pytest.approx(-5)  # 90 % against 95 % on TFLM; on LiteRT it would be +20

@@ -38,6 +38,9 @@ def _write_variant(model: str, fmt: str) -> None:
     }
     write_json(paths.evaluate_metrics_path(model, fmt), evaluation)
     write_json(paths.confusion_path(model, fmt), [{"actual": 1, "predicted": 1}, {"actual": 0, "predicted": 1}])
+    if model.startswith("students/"):  # `evaluate-student` also runs them on TFLite Micro
+        answers = [{"actual": 1, "predicted": 0}, {"actual": 0, "predicted": 0}]
+        write_json(paths.tflm_confusion_path(model, fmt), answers)
     if model != "deploy":
         path = paths.convert_metrics_path(model)
         converted = json.loads(path.read_text()) if path.exists() else {}
@@ -64,6 +67,15 @@ def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
     assert variants[0] == "baseline_float32" and "deploy_int8" in variants
     assert variants[-3:] == ["student_b10_96_int8", "student_b7_64_int8", "student_b7_64_labels_int8"]
     assert len(variants) == 4 + 2 * (4 + 1) + 1 + 3  # baseline, two sweeps (+ sparse), deploy, three students
+
+
+def test_students_carry_their_tflite_micro_answers(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_run(_params([0.5]))
+    by_variant = {row["variant"]: row for row in rows.collect(_params([0.5]))}
+    assert by_variant["student_b7_64_int8"]["correct"] == [1, 0]
+    assert by_variant["student_b7_64_int8"]["tflm_correct"] == [0, 1]
+    assert by_variant["deploy_int8"]["tflm_correct"] is None  # its TFLM run is `micro`'s, on its own images
 
 
 def test_a_missing_variant_is_a_user_error(tmp_path: Path, monkeypatch):

@@ -57,9 +57,9 @@ def tflm_accuracy(tflm: dict[str, Any]) -> str:
 
 
 def distillation(gain: dict[str, Any], note: str | None = None) -> str:
-    """One distilled student against its control, its interval and an optional `note` in the brackets."""
+    """One distilled student against its control (TFLM test accuracy), its interval and an optional `note`."""
     extra = f"; {note}" if note else ""
     return (
-        f"`{gain['student']}` minus its labels-only control `{gain['control']}`: {gain['pp']:+.1f} pp "
+        f"`{gain['student']}` minus its labels-only control `{gain['control']}` on TFLite Micro: {gain['pp']:+.1f} pp "
         f"(95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}{extra})"
     )

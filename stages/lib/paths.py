@@ -47,6 +47,11 @@ def confusion_path(model: str, fmt: str) -> Path:
     return Path("plots/confusion") / model / f"{fmt}.json"
 
 
+def tflm_confusion_path(model: str, fmt: str) -> Path:
+    """Per-image predictions on TensorFlow Lite Micro (`evaluate --tflm`): what the device would answer."""
+    return Path("plots/confusion") / model / f"{fmt}_tflm.json"
+
+
 def prune_metrics_path(sparsity: float) -> Path:
     return Path("metrics/prune") / f"{sparsity}.json"
 

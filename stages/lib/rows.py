@@ -55,6 +55,8 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
         elif model == "deploy":
             pruned_layers = size["sparsity_after_pruning"]["prunable"]
         predictions = _read(paths.confusion_path(model, fmt))
+        # Students are also run on TFLite Micro over the whole test split (`evaluate-student`).
+        micro = _read(paths.tflm_confusion_path(model, fmt)) if model.startswith("students/") else None
         rows.append(
             {
                 "variant": evaluation["variant"],
@@ -81,10 +83,15 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "tflm_arena_bytes": evaluation.get("tflm_arena_bytes"),
                 "tflm": evaluation.get("tflm"),
                 "multiply_accumulates": evaluation["multiply_accumulates"],
-                "correct": [int(p["actual"] == p["predicted"]) for p in predictions],
+                "correct": _correct(predictions),
+                "tflm_correct": _correct(micro) if micro is not None else None,
             }
         )
     return rows
+
+
+def _correct(predictions: list[dict[str, int]]) -> list[int]:
+    return [int(p["actual"] == p["predicted"]) for p in predictions]
 
 
 def find(rows: list[dict[str, Any]], variant: str) -> dict[str, Any] | None:

@@ -2,16 +2,17 @@
 # A student's validation AUC over seeds, for choosing its recipe on validation alone (the test split is not read).
 # Usage, from the repository root after `dvc repro` (needs data/prepared, data/unlabeled.npz, data/teacher.npz):
 #   bash benchmarks/student_seeds.sh b10_96 "5 12" "5 16" "3 16"     # "fine_tune_from_block epochs" pairs
-# Each pair and seed (1, 2) trains the student in a scratch copy under ${SCRATCH:-/tmp/student_seeds}; one line per
-# run goes to stdout: the best Keras validation AUC, the int8 validation AUC (LiteRT reference kernels), the best
-# epoch. Runs take a few minutes each; their times are only comparable on an otherwise idle box.
+# Each pair and seed (1 and 2, or those in $SEEDS) trains the student in a scratch copy under
+# ${SCRATCH:-/tmp/student_seeds}; one line per run goes to stdout: the best Keras validation AUC, the int8 validation
+# AUC (LiteRT reference kernels), the best epoch. Runs take a few minutes each; their times are only comparable on an
+# otherwise idle box.
 set -euo pipefail
 root=$(pwd)
 name=$1
 shift
 for cfg in "$@"; do
   set -- $cfg
-  for seed in 1 2; do
+  for seed in ${SEEDS:-1 2}; do
     dir=${SCRATCH:-/tmp/student_seeds}/${name}_ftb$1_e$2_s$seed
     rm -rf "$dir" && mkdir -p "$dir/data" && cd "$dir"
     cp -r "$root/stages" "$root/params.yaml" . && cp -r "$root/data/prepared" "$root/data/unlabeled.npz" "$root/data/teacher.npz" data/

@@ -94,3 +94,12 @@ def test_the_ranking_score_comes_from_params_and_the_floor_stays_on_accuracy():
     assert by_auc["variant"] == "sharper" and "best validation ROC AUC of the 2 fitting models" in by_auc["reason"]
     by_accuracy = recommendation.recommend(rows, _params(rank_by="validation_accuracy"))["big"]
     assert by_accuracy["variant"] == "luckier" and "best validation accuracy" in by_accuracy["reason"]
+
+
+def test_the_reason_names_the_fitting_models_the_floor_left_out():
+    rows = [_row("control", 0.892, 389_232, 164_512, auc=0.935), _row("distilled", 0.8498, 389_232, 164_512, 0.95)]
+    advice = recommendation.recommend(rows, _params())["small"]
+    assert advice["variant"] == "control"
+    assert "of the 1 fitting models with validation accuracy >= 85% (below it: distilled 84.98%)" in advice["reason"]
+    rows = [_row("control", 0.892, 389_232, 164_512)]
+    assert "below it" not in recommendation.recommend(rows, _params())["small"]["reason"]

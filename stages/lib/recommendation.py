@@ -30,6 +30,12 @@ def choose(candidates: list[dict[str, Any]], size_tolerance: float, rank_by: str
     return min(pool, key=lambda row: (row["size_bytes"], row["tflm_arena_bytes"]))
 
 
+def below_floor(fitting: list[dict[str, Any]], floor: float) -> str:
+    """The fitting models the floor left out, to two decimals (84.98 % must not read as the 85.0 % it rounds to)."""
+    left_out = [f"{row['variant']} {row[FLOOR_ON]:.2%}" for row in fitting if row[FLOOR_ON] < floor]
+    return f" (below it: {', '.join(left_out)})" if left_out else ""
+
+
 def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per board: the chosen model with why, or the true reason nothing is recommended."""
     config = params["report"]
@@ -54,7 +60,8 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "validation_accuracy": row[FLOOR_ON],
                 "validation_roc_auc": row["validation_roc_auc"],
                 "reason": f"the best {RANKINGS[rank_by]} of the {len(good)} fitting models with validation "
-                f"accuracy >= {floor:.0%}; exact ties go to the smaller (sizes within {tolerance:.0%} count as equal)",
+                f"accuracy >= {floor:.0%}{below_floor(fitting, floor)}; exact ties go to the smaller (sizes within "
+                f"{tolerance:.0%} count as equal)",
             }
         elif fitting:
             top = max(fitting, key=lambda row: row[FLOOR_ON])

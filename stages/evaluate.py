@@ -1,5 +1,6 @@
 """Stage `evaluate-*`: run one `.tflite` with the LiteRT interpreter on the test split; scores, agreement, latency,
-the zeros in its kernels and, for int8 files, the TensorFlow Lite Micro arena. No TensorFlow is imported."""
+the zeros in its kernels and, for int8 files, the TensorFlow Lite Micro arena. A student with a patch-based
+deployment (`patching`) is scored, sized and measured as that deployment. No TensorFlow is imported."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from stages.lib import data, litert, paths, scores, tflm
+from stages.lib import data, litert, patching, paths, scores, tflm
 from stages.lib import params as params_lib
 from stages.lib.io import read_json, run_stage, write_json
 
@@ -29,7 +30,19 @@ def main() -> None:
     interpreter, kernels = litert.open_interpreter(path, threads)
     size = litert.input_size(interpreter)
     images = data.resize_all(originals, size)  # a student takes smaller images
-    probabilities = litert.predict(interpreter, images)
+    # A student with a patch-based deployment: every score is the deployment's (the host latency times its
+    # whole-image file, which computes the same function in one piece).
+    deployment = paths.patches_folder(args.model) if args.format == "int8" else None
+    deployment = deployment if deployment and deployment.exists() else None
+
+    def run(inputs: np.ndarray, description: str) -> np.ndarray:
+        if deployment is None:
+            return litert.predict(interpreter, inputs, description)
+        return patching.predict(
+            deployment, inputs, lambda part: litert.part_runner(litert.open_interpreter(part, threads)[0]), description
+        )
+
+    probabilities = run(images, "LiteRT (test)")
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
     result = scores.classification_scores(labels, probabilities, threshold)
@@ -58,16 +71,38 @@ def main() -> None:
         )
         result["latency_ms"] = timing["latency_ms"]
         result["float32_latency_ms"], result["speedup_vs_float32"] = timing["reference_latency_ms"], timing["speedup"]
-    if args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
+    if deployment is not None:  # one part at a time in one arena, plus the assembled block output and the image
+        parts, plan = patching.part_files(deployment), patching.read_plan(deployment)
+        arenas = [tflm.minimum_arena(part) for part in parts]
+        result["tflm_arena_bytes"] = patching.ram_bytes(plan, arenas)
+        result["deployment"] = {
+            "patches": f"{plan['grid']}x{plan['grid']} through block {plan['through_block']}",
+            "part_arena_bytes": arenas,
+            "buffer_bytes": int(np.prod(plan["buffer_shape"])),
+            "input_bytes": int(np.prod(plan["input_shape"])),
+            "size_bytes": sum(part.stat().st_size for part in parts),
+            "whole_image_size_bytes": result["size_bytes"],
+            "whole_image_multiply_accumulates": result["multiply_accumulates"],
+            "whole_image_tflm_arena_bytes": tflm.minimum_arena(path),
+            "latency_ms": "of the whole-image file",
+        }
+        result["size_bytes"] = result["deployment"]["size_bytes"]
+        # The patches recompute their overlapping borders: the deployment's MACs are what the board's latency costs.
+        result["multiply_accumulates"] = sum(litert.multiply_accumulates(part) for part in parts)
+    elif args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(path)
+    if args.format == "int8":
         # Board candidates are ranked on validation scores (`report.rank_by`): the test split decides nothing.
         validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
-        validation = litert.predict(interpreter, data.resize_all(validation_images, size), "LiteRT (validation)")
+        validation = run(data.resize_all(validation_images, size), "LiteRT (validation)")
         validation_scores = scores.classification_scores(validation_labels, validation, threshold)
         result["validation_accuracy"] = validation_scores["accuracy"]
         result["validation_roc_auc"] = validation_scores["roc_auc"]
     if args.tflm:  # the accuracy the device would give: TFLite Micro on every test image
-        micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
+        if deployment is None:
+            micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
+        else:
+            micro = tflm.micro_predict_deployment(deployment, images, result["deployment"]["part_arena_bytes"])
         micro_scores = scores.classification_scores(labels, micro, threshold)
         keys = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}

@@ -3,8 +3,25 @@ length and its measured TFLite Micro arena), ready to compile into a TFLite Micr
 
 from __future__ import annotations
 
-from stages.lib import c_array, paths
+from pathlib import Path
+from typing import Any
+
+from stages.lib import c_array, patching, paths
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
+
+
+def write_deployment(folder: Path, deployment: Path, row: dict[str, Any]) -> None:
+    """A patch-based deployment: one C array per part (each with its own measured arena) and the plan's header."""
+    arenas = row["deployment"]["part_arena_bytes"]
+    for part, arena in zip(patching.part_files(deployment), arenas, strict=True):
+        name = f"{paths.C_ARRAY_NAME}_{part.stem}"
+        source, header = c_array.c_array(part.read_bytes(), name, arena)
+        (folder / f"{name}.cc").write_text(source)
+        (folder / f"{name}.h").write_text(header)
+    header = c_array.patch_plan_header(
+        patching.read_plan(deployment), paths.C_ARRAY_NAME, max(arenas), row["tflm_arena_bytes"]
+    )
+    (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
 
 
 def main() -> None:
@@ -17,9 +34,12 @@ def main() -> None:
             if choice["variant"] is None:
                 continue
             row = summary["variants"][choice["variant"]]
+            (folder / board).mkdir()
+            if row.get("deployment"):
+                write_deployment(folder / board, paths.patches_folder(row["model"]), row)
+                continue
             model = paths.tflite_path(row["model"], row["format"]).read_bytes()
             source, header = c_array.c_array(model, paths.C_ARRAY_NAME, row["tflm_arena_bytes"])
-            (folder / board).mkdir()
             (folder / board / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
             (folder / board / f"{paths.C_ARRAY_NAME}.h").write_text(header)
         write_json(folder / "boards.json", chosen)

@@ -79,6 +79,16 @@ def board_matrix(
     return lines
 
 
+def _deployment_sentence(row: dict[str, Any]) -> str:
+    deployment = row["deployment"]
+    arenas = ", ".join(f"{arena:,}" for arena in deployment["part_arena_bytes"])
+    return (
+        f"{cells.label(row)}: parts' arenas {arenas} B; the same network in one piece needs a "
+        f"{deployment['whole_image_tflm_arena_bytes']:,} B arena and "
+        f"{deployment['whole_image_size_bytes']:,} B of flash"
+    )
+
+
 def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
     """The student models: shape, cost, TFLM accuracy, estimated latency per board, and what distillation buys."""
     students = [row for row in table if row["model"].startswith("students/")]
@@ -113,6 +123,17 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
         )
+    patched = [row for row in students if row["deployment"]]
+    if patched:
+        lines += [
+            "",
+            "Students marked “in patches” run their first blocks one image patch at a time (patch-based inference, "
+            "MCUNetV2): one int8 model per patch position, each fed its real neighbours and the whole model's zero "
+            "padding at the image border, so the assembled block output is the whole model's; the rest of the network "
+            "runs on it. Their arena is the largest part's arena plus the assembled block output and the int8 input "
+            "image, their flash every part, their MACs include the recomputed patch borders; their scores are the "
+            "deployment's. " + "; ".join(_deployment_sentence(row) for row in patched) + ".",
+        ]
     for gain in gains:
         mcnemar = f"McNemar p {gain['mcnemar_p']:.2f}"
         lines += ["", f"Distillation: {cells.distillation(gain, mcnemar)}."]

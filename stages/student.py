@@ -1,15 +1,17 @@
 """Stage `student@<name>`: a small Lite0 (stopped after a block, at a lower resolution) learns from the teacher's
 soft labels and the labels (or, as the control, the labels alone), then becomes a full-integer int8 model for
-TensorFlow Lite Micro. Settings are chosen on validation; the test split is read only by `evaluate-student`."""
+TensorFlow Lite Micro, and, with `patches`, a patch-based int8 deployment of the same network (`patch_models`).
+Settings are chosen on validation; the test split is read only by `evaluate-student`."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 
 import numpy as np
 
-from stages.lib import conversion, data, litert, paths, scores, training
+from stages.lib import conversion, data, litert, patch_models, patching, paths, scores, training
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_json
@@ -88,8 +90,25 @@ def main() -> None:
     convert_seconds = time.perf_counter() - started
     tflite_file = paths.tflite_path(paths.student_model(name), "int8")
     write_bytes(tflite_file, flatbuffer)
+    deployment = paths.patches_folder(paths.student_model(name))
+    shutil.rmtree(deployment, ignore_errors=True)  # a stale deployment would be evaluated as this student's
+    if shape["patches"]:
+        # The deployment the boards are offered: the first blocks per patch, then the rest (`patch_models`).
+        grid, block = shape["patches"]["grid"], shape["patches"]["through_block"]
+        with atomic_path(deployment) as folder:
+            folder.mkdir()
+            patch_models.convert_deployment(model, block, grid, representative, folder)
+        parts = patching.part_files(deployment)
+        int8_validation = patching.predict(
+            deployment,
+            validation[0],
+            lambda path: litert.part_runner(litert.reference_interpreter(path)),
+            "int8 validation (patches)",
+        )
+    else:
+        parts = [tflite_file]
+        int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
     float_validation = model_lib.predict(model, validation[0])
-    int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
     float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"]["rule"])
     threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"]["rule"])
     float_accuracy = scores.classification_scores(validation[1], float_validation, float_threshold)["accuracy"]
@@ -104,8 +123,10 @@ def main() -> None:
         paths.convert_metrics_path(paths.student_model(name)),
         {
             "int8": {
-                "size_bytes": len(flatbuffer),
-                "compressed_bytes": litert.compressed_size(flatbuffer),
+                # What a board stores: the whole-image file, or every part of the patch-based deployment.
+                "size_bytes": sum(path.stat().st_size for path in parts),
+                "compressed_bytes": sum(litert.compressed_size(path.read_bytes()) for path in parts),
+                "whole_image_size_bytes": len(flatbuffer),
                 "convert_seconds": round(convert_seconds, 2),
                 "representative_samples": len(representative),
             }
@@ -131,7 +152,7 @@ def main() -> None:
     )
     print(
         f"student {name}: validation accuracy float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}; "
-        f"{len(flatbuffer):,} bytes"
+        f"{sum(path.stat().st_size for path in parts):,} bytes in {len(parts)} file(s)"
     )
 
 

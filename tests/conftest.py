@@ -125,7 +125,15 @@ TINY = {
                 "epochs": 1,
                 "fine_tune_from_block": 1,
             },
-            "b10_96_labels": {"image_size": 32, "stop_after_block": 1, "epochs": 1, "fine_tune_from_block": 1},
+            # The control runs its block 0 in 2x2 patches: the patch-based deployment runs end to end, through TFLM
+            # and into firmware.
+            "b10_96_labels": {
+                "image_size": 32,
+                "stop_after_block": 1,
+                "epochs": 1,
+                "fine_tune_from_block": 1,
+                "patches": {"grid": 2, "through_block": 0},
+            },
         },
         "batch_size": 8,
         "head_epochs": 1,
@@ -137,7 +145,7 @@ TINY = {
 
 def merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
-        base[key] = merge(base[key], value) if isinstance(value, dict) else value
+        base[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base[key], dict) else value
     return base
 
 

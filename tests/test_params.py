@@ -69,7 +69,11 @@ BAD = [
     ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
     ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
-    ("students.shapes.b7_64.fine_tune_from_block", 8, "students.shapes.b7_64.fine_tune_from_block"),  # ends at 7
+    ("students.shapes.b7_96.fine_tune_from_block", 8, "students.shapes.b7_96.fine_tune_from_block"),  # ends at 7
+    ("students.shapes.b7_64.patches", {"grid": 1, "through_block": 2}, "students.shapes.b7_64.patches.grid"),
+    ("students.shapes.b7_64.patches", {"grid": 2}, "students.shapes.b7_64.patches.through_block"),  # missing
+    # The tail must hold at least one block: b7_64 ends at 7.
+    ("students.shapes.b7_64.patches", {"grid": 2, "through_block": 7}, "students.shapes.b7_64.patches.through_block"),
 ]
 
 

@@ -34,13 +34,15 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
     for metrics in (repo / "metrics/evaluate").rglob("*.json"):
         values = json.loads(metrics.read_text())
         assert 0 <= values["accuracy"] <= 1 and values["latency_ms"]["median"] > 0 and values["test_images"] > 0
-        assert (
-            values["size_bytes"]
-            == (repo / "models/tflite" / metrics.relative_to(repo / "metrics/evaluate"))
-            .with_suffix(".tflite")
-            .stat()
-            .st_size
-        )
+        tflite = (repo / "models/tflite" / metrics.relative_to(repo / "metrics/evaluate")).with_suffix(".tflite")
+        if "deployment" in values:  # a patch-based deployment: what a board stores is every part
+            parts = sorted((tflite.parent / "patches").glob("*.tflite"))
+            assert values["size_bytes"] == sum(part.stat().st_size for part in parts)
+            assert values["deployment"]["whole_image_size_bytes"] == tflite.stat().st_size
+            assert values["multiply_accumulates"] == sum(litert.multiply_accumulates(part) for part in parts)
+            assert values["multiply_accumulates"] > litert.multiply_accumulates(tflite)  # the patches' halos
+        else:
+            assert values["size_bytes"] == tflite.stat().st_size
         reference = metrics.relative_to(repo / "metrics/evaluate").as_posix() == "baseline/float32.json"
         # Every other variant is timed alternately with the float32 baseline in its own process.
         assert reference == ("speedup_vs_float32" not in values)
@@ -92,7 +94,14 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
         path = repo / f"models/tflite/students/{name}/int8.tflite"
         values = json.loads((repo / f"metrics/evaluate/students/{name}/int8.json").read_text())
         assert 0 <= values["tflm"]["accuracy"] <= 1 and values["tflm_arena_bytes"] > 0
-        assert values["multiply_accumulates"] == litert.multiply_accumulates(path) > 0
+        patched = TINY["students"]["shapes"][name].get("patches")
+        assert ("deployment" in values) == bool(patched)
+        if patched:  # RAM: the largest part's arena, the assembled block 0 output (16x16x16) and the 32 px image
+            deployment = values["deployment"]
+            assert values["tflm_arena_bytes"] == max(deployment["part_arena_bytes"]) + 16 * 16 * 16 + 32 * 32 * 3
+            assert len(deployment["part_arena_bytes"]) == 2 * 2 + 1
+        else:
+            assert values["multiply_accumulates"] == litert.multiply_accumulates(path) > 0
         assert litert.io_types(path) == ("int8", "int8")
         assert litert.input_size(litert.open_interpreter(path, 1)[0]) == 32
         student = json.loads((repo / f"metrics/students/{name}.json").read_text())
@@ -112,13 +121,45 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
     assert "## Students" in report and "Distillation: `b10_96` minus" in report
     boards = json.loads((repo / "models/firmware/boards.json").read_text())
     assert boards.keys() == summary["recommendation"].keys() and any(boards.values())
+
+    def array(path: Path) -> bytes:
+        source = path.read_text()
+        body = source[source.index("{") + 1 : source.index("}")]
+        return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+
     for board, variant in boards.items():
         if variant:
-            source = (repo / f"models/firmware/{board}/edge_model.cc").read_text()
-            body = source[source.index("{") + 1 : source.index("}")]
             row = summary["variants"][variant]
+            folder = repo / "models/firmware" / board
+            if row["deployment"]:  # every part as its own array, and the plan's geometry in edge_model.h
+                parts = repo / "models/tflite" / row["model"] / "patches"
+                for part in parts.glob("*.tflite"):
+                    assert array(folder / f"edge_model_{part.stem}.cc") == part.read_bytes()
+                assert "edge_model_patch_input_regions[4][4]" in (folder / "edge_model.h").read_text()
+                continue
             expected = (repo / "models/tflite" / row["model"] / f"{row['format']}.tflite").read_bytes()
-            assert bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)) == expected
+            assert array(folder / "edge_model.cc") == expected
+
+
+def test_firmware_of_a_patch_based_student_holds_every_part_and_its_geometry(repo: Path, tmp_path: Path):
+    from stages.firmware import write_deployment
+
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    row = summary["variants"]["student_b10_96_labels_int8"]  # whether or not a board was recommended it
+    parts = repo / "models/tflite/students/b10_96_labels/patches"
+    write_deployment(tmp_path, parts, row)
+    assert sorted(p.name for p in tmp_path.glob("*.cc")) == [
+        f"edge_model_{p.stem}.cc" for p in sorted(parts.glob("*.tflite"))
+    ]
+    for part in parts.glob("*.tflite"):
+        source = (tmp_path / f"edge_model_{part.stem}.cc").read_text()
+        body = source[source.index("{") + 1 : source.index("}")]
+        assert bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)) == part.read_bytes()
+    header = (tmp_path / "edge_model.h").read_text()
+    plan = json.loads((parts / "plan.json").read_text())
+    assert f"edge_model_arena_bytes = {max(row['deployment']['part_arena_bytes'])};" in header
+    first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])
+    assert "edge_model_patch_input_regions[4][4] = {\n  {" + first + "}" in header
 
 
 def test_second_repro_runs_nothing(repo: Path):

@@ -65,7 +65,7 @@ def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
     assert "pruned_90_int8" in variants and "pruned_50_int8_sparse" in variants
     assert not any(name.startswith(("pruned_70", "pruned_80")) for name in variants)
     assert variants[0] == "baseline_float32" and "deploy_int8" in variants
-    assert variants[-3:] == ["student_b10_96_int8", "student_b7_64_int8", "student_b7_64_labels_int8"]
+    assert variants[-3:] == ["student_b10_96_int8", "student_b7_96_int8", "student_b7_96_labels_int8"]
     assert len(variants) == 4 + 2 * (4 + 1) + 1 + 3  # baseline, two sweeps (+ sparse), deploy, three students
 
 
@@ -73,8 +73,11 @@ def test_students_carry_their_tflite_micro_answers(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write_run(_params([0.5]))
     by_variant = {row["variant"]: row for row in rows.collect(_params([0.5]))}
-    assert by_variant["student_b7_64_int8"]["correct"] == [1, 0]
-    assert by_variant["student_b7_64_int8"]["tflm_correct"] == [0, 1]
+    assert by_variant["student_b7_96_int8"]["correct"] == [1, 0]
+    assert by_variant["student_b7_96_int8"]["tflm_correct"] == [0, 1]
+    # The default small-board student runs blocks 0-2 in patches; its name says so.
+    assert by_variant["student_b7_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
+    assert "patches" not in by_variant["student_b10_96_int8"]["note"]
     assert by_variant["deploy_int8"]["tflm_correct"] is None  # its TFLM run is `micro`'s, on its own images
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,8 @@ def open_interpreter(path: str | Path, num_threads: int) -> tuple[Interpreter, s
 
 
 def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
-    """Raw 0-255 pixels in the model's input type (int8 inputs use the model's own scale and zero point)."""
+    """Float values (raw 0-255 pixels, or a block's output) in the model's input type (int8 inputs use the model's
+    own scale and zero point)."""
     if detail["dtype"] == np.int8:
         scale, zero_point = detail["quantization"]
         return np.clip(np.round(images / scale + zero_point), -128, 127).astype(np.int8)
@@ -64,16 +66,24 @@ def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def part_runner(interpreter: Interpreter) -> Callable[[np.ndarray], np.ndarray]:
+    """The interpreter as float in, float out: its input quantized and its output dequantized, as a device does."""
+    input_detail, output_detail = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def run(values: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(input_detail["index"], quantize_input(values.astype(np.float32), input_detail))
+        interpreter.invoke()
+        return dequantize_output(interpreter.get_tensor(output_detail["index"]), output_detail)
+
+    return run
+
+
 def predict(interpreter: Interpreter, images: np.ndarray, description: str = "LiteRT") -> np.ndarray:
     """P(class 1) for each image, one invoke per image (the way a device runs it)."""
-    input_detail, output_detail = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    run = part_runner(interpreter)
     probabilities = np.empty(len(images), dtype=np.float32)
     for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2)):
-        interpreter.set_tensor(input_detail["index"], quantize_input(image[None].astype(np.float32), input_detail))
-        interpreter.invoke()
-        probabilities[index] = dequantize_output(interpreter.get_tensor(output_detail["index"]), output_detail).reshape(
-            -1
-        )[0]
+        probabilities[index] = run(image[None]).reshape(-1)[0]
     return probabilities
 
 

@@ -128,6 +128,15 @@ def expand_keep_by_block(value: dict[str, float]) -> dict[int, float]:
     return {int(name[5:]): keep for name, keep in value.items()}
 
 
+PATCH_SCHEMA = {"grid": integer(2, 8), "through_block": integer(0, 14)}
+
+
+def patches(key: str, value: Any) -> None:
+    """null (the whole image at once) or {grid, through_block}: blocks up to `through_block` run per patch."""
+    if value is not None:
+        _validate(value, PATCH_SCHEMA, key)
+
+
 STUDENT_SCHEMA = {
     "image_size": integer(32, 1024),
     "stop_after_block": integer(0, 15),
@@ -135,6 +144,7 @@ STUDENT_SCHEMA = {
     "distill": boolean,
     "epochs": integer(1),
     "fine_tune_from_block": integer(0, 15),
+    "patches": patches,
 }
 
 
@@ -145,6 +155,12 @@ def shapes(key: str, value: Any) -> None:
         if not isinstance(name, str) or not name.replace("_", "").isalnum():
             _fail(f"{key}.{name}", name, "expected a name of letters, digits and underscores")
         _validate(shape, STUDENT_SCHEMA, f"{key}.{name}")
+        if shape["patches"] and shape["patches"]["through_block"] >= shape["stop_after_block"]:
+            _fail(
+                f"{key}.{name}.patches.through_block",
+                shape["patches"]["through_block"],
+                f"expected a block before the last ({shape['stop_after_block']}): the rest runs on the assembled map",
+            )
 
 
 def targets(key: str, value: Any) -> None:

@@ -34,6 +34,11 @@ def tflite_path(model: str, fmt: str) -> Path:
     return tflite_folder(model) / f"{fmt}.tflite"
 
 
+def patches_folder(model: str) -> Path:
+    """A student's patch-based deployment (`patching`), beside its whole-image `.tflite`; absent when it has none."""
+    return tflite_folder(model) / "patches"
+
+
 def convert_metrics_path(model: str) -> Path:
     """One file per converted model, keyed by format: `metrics/convert/pruned/0.5.json`."""
     return Path("metrics/convert") / f"{model}.json"

@@ -45,6 +45,9 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
             note = f"Lite0 to block {shape['stop_after_block']}, {shape['image_size']} px, " + (
                 "distilled" if shape["distill"] else "labels only"
             )
+            if shape["patches"]:
+                grid, block = shape["patches"]["grid"], shape["patches"]["through_block"]
+                note += f", blocks to {block} in {grid}×{grid} patches"
         else:
             size = _read(paths.convert_metrics_path(model))[fmt]
             note = FORMAT_NOTES.get(fmt, fmt)
@@ -82,6 +85,8 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "compressed_bytes": size["compressed_bytes"],
                 "tflm_arena_bytes": evaluation.get("tflm_arena_bytes"),
                 "tflm": evaluation.get("tflm"),
+                # A patch-based deployment's parts and their arenas (students with `patches`).
+                "deployment": evaluation.get("deployment"),
                 "multiply_accumulates": evaluation["multiply_accumulates"],
                 "correct": _correct(predictions),
                 "tflm_correct": _correct(micro) if micro is not None else None,

@@ -13,9 +13,13 @@ import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+from stages.lib import patching
+from stages.lib.patching import PartRunner
 
 ARENA_ALIGNMENT = 16
 PROBE_TIMEOUT_S = 120
@@ -75,25 +79,35 @@ def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int, worker
     TFLM runs on one core, so the images are split over `workers` processes (default: every core this process may
     use); each image's result does not depend on the split.
     """
+    return _in_workers(_predict_chunk, (str(path), arena_bytes), images, workers)
+
+
+def micro_predict_deployment(
+    folder: str | Path, images: np.ndarray, arenas: list[int], workers: int | None = None
+) -> np.ndarray:
+    """P(class 1) for each image from a patch-based deployment (`patching`), every part on TFLite Micro in its own
+    measured arena (`arenas`, in `patching.part_files` order); split over processes as `micro_predict`."""
+    return _in_workers(_predict_deployment_chunk, (str(folder), arenas), images, workers)
+
+
+def _in_workers(chunk_function: Any, arguments: tuple, images: np.ndarray, workers: int | None) -> np.ndarray:
     workers = min(workers or len(os.sched_getaffinity(0)), len(images))
     if workers <= 1:
-        return _predict_chunk(str(path), images, arena_bytes, True)
+        return chunk_function(*arguments, images, True)
     chunks = np.array_split(images, workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = pool.map(
-            _predict_chunk, [str(path)] * workers, chunks, [arena_bytes] * workers, [i == 0 for i in range(workers)]
-        )
-        return np.concatenate(list(parts))
+        futures = [pool.submit(chunk_function, *arguments, chunk, i == 0) for i, chunk in enumerate(chunks)]
+        return np.concatenate([future.result() for future in futures])
 
 
-def _predict_chunk(path: str, images: np.ndarray, arena_bytes: int, progress: bool) -> np.ndarray:
+def _micro_runner(path: str | Path, arena_bytes: int) -> PartRunner:
+    """A TFLM interpreter as float in, float out, with LiteRT's (de)quantizer (TFLM's layout translated)."""
     from tflite_micro.python.tflite_micro import runtime
 
     from stages.lib.litert import dequantize_output, quantize_input
 
     interpreter = runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=arena_bytes)
 
-    # TFLM reports quantization in its own layout; put it in LiteRT's so both share one (de)quantizer.
     def litert_detail(detail: dict) -> dict:
         parameters = detail["quantization_parameters"]
         return {
@@ -101,17 +115,29 @@ def _predict_chunk(path: str, images: np.ndarray, arena_bytes: int, progress: bo
             "quantization": (float(parameters["scales"][0]), int(parameters["zero_points"][0])),
         }
 
-    input_detail, output_detail = (
-        litert_detail(interpreter.get_input_details(0)),
-        litert_detail(interpreter.get_output_details(0)),
-    )
-    probabilities = np.empty(len(images), dtype=np.float32)
-    shown = tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)
-    for index, image in enumerate(shown):
-        interpreter.set_input(quantize_input(image[None].astype(np.float32), input_detail), 0)
+    input_detail = litert_detail(interpreter.get_input_details(0))
+    output_detail = litert_detail(interpreter.get_output_details(0))
+
+    def run(values: np.ndarray) -> np.ndarray:
+        interpreter.set_input(quantize_input(values.astype(np.float32), input_detail), 0)
         interpreter.invoke()
-        probabilities[index] = dequantize_output(interpreter.get_output(0), output_detail).reshape(-1)[0]
+        return dequantize_output(interpreter.get_output(0), output_detail)
+
+    return run
+
+
+def _predict_chunk(path: str, arena_bytes: int, images: np.ndarray, progress: bool) -> np.ndarray:
+    run = _micro_runner(path, arena_bytes)
+    probabilities = np.empty(len(images), dtype=np.float32)
+    for index, image in enumerate(tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)):
+        probabilities[index] = run(image[None]).reshape(-1)[0]
     return probabilities
+
+
+def _predict_deployment_chunk(folder: str, arenas: list[int], images: np.ndarray, progress: bool) -> np.ndarray:
+    arena_of = dict(zip(patching.part_files(folder), arenas, strict=True))
+    description = "TFLite Micro (patches)" if progress else ""
+    return patching.predict(folder, images, lambda path: _micro_runner(path, arena_of[path]), description)
 
 
 def _probe_main(path: str, arena_bytes: str) -> None:

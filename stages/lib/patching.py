@@ -1,0 +1,72 @@
+"""Running a patch-based deployment (see `patch_models`): its plan, its RAM, and its answers on any interpreter.
+
+A deployment is a folder: one int8 `.tflite` per patch position, the rest of the network (`tail.tflite`) and
+`plan.json`, which says which input region each patch reads and which output region it writes. A device runs the
+patch models one after another in one arena, writes each patch's int8 output into a buffer for the whole block
+output (requantized to the tail's input scale, one multiply per byte), then runs the tail in the same arena."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+Region = tuple[int, int, int, int]  # first row, row after the last, first column, column after the last
+PLAN_FILE = "plan.json"
+TAIL_FILE = "tail.tflite"
+# A part on some interpreter: float input (1, h, w, c) in, its float (dequantized) output out.
+PartRunner = Callable[[np.ndarray], np.ndarray]
+
+
+def grid_regions(shape: tuple[int, int], grid: int) -> list[Region]:
+    """A grid x grid split of a (rows, columns) map into near-equal regions, row-major."""
+    if not 1 <= grid <= min(shape):
+        raise ValueError(f"a {grid}x{grid} grid does not split a {shape[0]}x{shape[1]} map")
+    rows, columns = (np.linspace(0, size, grid + 1).round().astype(int) for size in shape)
+    return [
+        (int(rows[i]), int(rows[i + 1]), int(columns[j]), int(columns[j + 1])) for i in range(grid) for j in range(grid)
+    ]
+
+
+def write_plan(folder: Path, plan: dict[str, Any]) -> None:
+    (folder / PLAN_FILE).write_text(json.dumps(plan, indent=2) + "\n")
+
+
+def read_plan(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / PLAN_FILE).read_text())
+
+
+def part_files(folder: str | Path) -> list[Path]:
+    """Every `.tflite` of the deployment: the patches in plan order, then the tail."""
+    plan = read_plan(folder)
+    return [Path(folder) / patch["file"] for patch in plan["patches"]] + [Path(folder) / plan["tail"]]
+
+
+def ram_bytes(plan: dict[str, Any], arenas: list[int]) -> int:
+    """RAM the deployment needs: the largest part's arena (they run one at a time in it), the assembled block output
+    and the whole int8 input image the patches are cut from (both held outside the arena)."""
+    return max(arenas) + int(np.prod(plan["buffer_shape"])) + int(np.prod(plan["input_shape"]))
+
+
+def predict(
+    folder: str | Path, images: np.ndarray, open_part: Callable[[Path], PartRunner], description: str
+) -> np.ndarray:
+    """P(class 1) for each image from the assembled deployment, one image at a time (the way a device runs it).
+
+    Each patch's dequantized output goes into the block-output buffer; the tail's runner quantizes the buffer to its
+    own input scale, which is the device's requantization of the patches' int8 outputs."""
+    plan = read_plan(folder)
+    *patches, tail = (open_part(path) for path in part_files(folder))
+    probabilities = np.empty(len(images), dtype=np.float32)
+    for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2, disable=not description)):
+        buffer = np.empty(plan["buffer_shape"], dtype=np.float32)
+        for patch, run in zip(plan["patches"], patches, strict=True):
+            r0, r1, c0, c1 = patch["input_region"]
+            o0, o1, p0, p1 = patch["output_region"]
+            buffer[o0:o1, p0:p1] = run(image[None, r0:r1, c0:c1])[0]
+        probabilities[index] = tail(buffer[None]).reshape(-1)[0]
+    return probabilities

@@ -211,7 +211,9 @@ def render(
         "## Boards",
         "",
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
-        "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml). Candidates with "
+        "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml); for a student "
+        "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and every part's "
+        "bytes (see Students). Candidates with "
         f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
         f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; the table then shows what the "
         "chosen model measured on the test split.",

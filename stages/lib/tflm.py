@@ -11,9 +11,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -90,7 +90,9 @@ def micro_predict_deployment(
     return _in_workers(_predict_deployment_chunk, (str(folder), arenas), images, workers)
 
 
-def _in_workers(chunk_function: Any, arguments: tuple, images: np.ndarray, workers: int | None) -> np.ndarray:
+def _in_workers(
+    chunk_function: Callable[..., np.ndarray], arguments: tuple, images: np.ndarray, workers: int | None
+) -> np.ndarray:
     workers = min(workers or len(os.sched_getaffinity(0)), len(images))
     if workers <= 1:
         return chunk_function(*arguments, images, True)

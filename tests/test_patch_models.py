@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stages.lib import conversion, litert, patch_models, patching, tflm
+from stages.lib.io import UserError
 
 
 @pytest.mark.parametrize("block,grid", [(0, 2), (1, 2), (2, 3)])
@@ -20,6 +21,12 @@ def test_patches_assemble_to_the_whole_models_block_output(short_classifier, elp
     # Every position written once, each equal to the whole model's (the same sums in another order at most).
     assert not np.isnan(assembled).any()
     np.testing.assert_allclose(assembled, whole, rtol=0, atol=1e-4 * np.abs(whole).max())
+
+
+def test_a_grid_finer_than_the_block_output_is_a_user_error(short_classifier):
+    # At 32 px block 2's output is 8x8.
+    with pytest.raises(UserError, match=r"`patches.grid` is 9, but block 2's output is 8x8 .* at most 8"):
+        patch_models.patch_models(short_classifier, 2, 9)
 
 
 def test_interior_patches_read_beyond_their_share_of_the_image(short_classifier):

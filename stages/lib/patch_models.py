@@ -133,6 +133,11 @@ def patch_models(model: keras.Model, block: int, grid: int) -> list[tuple[keras.
     """For each cell of a grid x grid split of `block`'s output: its model, the input region it reads, the output
     region it writes (row-major)."""
     size = tuple(block_output_layer(model, block).output.shape[1:3])
+    if grid > min(size):
+        raise UserError(
+            f"`patches.grid` is {grid}, but block {block}'s output is {size[0]}x{size[1]} at a "
+            f"{model.input.shape[1]} px input: use a grid of at most {min(size)}, or a larger image or an earlier block"
+        )
     parts = []
     for index, region in enumerate(grid_regions(size, grid)):
         part, source = patch_model(model, block, region, f"{index // grid}{index % grid}")

@@ -72,7 +72,7 @@ def board_matrix(
             use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
             fits.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
         lines.append(
-            f"| {cells.label(row)} | {row['tflm_arena_bytes']:,} B | {row['size_bytes']:,} B "
+            f"| {cells.label(row)} | {cells.arena(row)} | {row['size_bytes']:,} B "
             f"| {row['validation_roc_auc']:.3f} / {row['validation_accuracy']:.1%} "
             f"| {device_accuracy(row, micro)} | " + " | ".join(fits) + " |"
         )
@@ -118,7 +118,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
     for row in students:
         lines.append(
             f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
-            f"| {row['tflm_arena_bytes']:,} B | {cells.tflm_accuracy(row['tflm'])} "
+            f"| {cells.arena(row)} | {cells.tflm_accuracy(row['tflm'])} "
             f"| {cells.change(row['tflm_accuracy_change'])} | "
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"

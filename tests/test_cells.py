@@ -29,6 +29,9 @@ def test_numbers_keep_their_sign_interval_and_units():
     assert cells.change_vs_baseline(cells.BASELINE, row) == "–"
     assert cells.sizes(row) == "0.95 MB | 0.73 MB | 18.8×"
     assert cells.arena(row) == "352,512 B" and cells.arena({"tflm_arena_bytes": None}) == "–"
+    # A patch-based deployment's figure is all the RAM it holds, not one arena: the cell says so.
+    patched = {"tflm_arena_bytes": 188_080, "deployment": {"patches": "2x2 through block 2"}}
+    assert cells.arena(patched) == "188,080 B (all RAM, in patches)"
 
 
 def test_distillation_sentence_closes_its_own_brackets():

@@ -48,7 +48,10 @@ def sizes(row: dict[str, Any]) -> str:
 
 
 def arena(row: dict[str, Any]) -> str:
-    return f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
+    """The TFLM arena; for a patch-based deployment, all the RAM it holds (largest part's arena, buffer, image)."""
+    if not row["tflm_arena_bytes"]:
+        return "–"
+    return f"{row['tflm_arena_bytes']:,} B" + (" (all RAM, in patches)" if row.get("deployment") else "")
 
 
 def tflm_accuracy(tflm: dict[str, Any]) -> str:

@@ -71,13 +71,15 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
     assert figures == [*expected, "training_curves.png"]
 
 
-def test_c_array_equals_the_deployed_model(repo: Path):
-    source = (repo / "models/micro/edge_model.cc").read_text()
+def _array_bytes(source_file: Path) -> bytes:
+    """The bytes of the C array in a generated `.cc` file."""
+    source = source_file.read_text()
     body = source[source.index("{") + 1 : source.index("}")]
-    assert (
-        bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
-        == (repo / "models/tflite/deploy/int8.tflite").read_bytes()
-    )
+    return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+
+
+def test_c_array_equals_the_deployed_model(repo: Path):
+    assert _array_bytes(repo / "models/micro/edge_model.cc") == (repo / "models/tflite/deploy/int8.tflite").read_bytes()
     micro = json.loads((repo / "metrics/micro.json").read_text())
     assert f"edge_model_arena_bytes = {micro['tflm_arena_bytes']};" in (repo / "models/micro/edge_model.h").read_text()
     # TFLM follows LiteRT's reference kernels: equal on the committed default run (333 images); on this tiny model
@@ -122,11 +124,6 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
     boards = json.loads((repo / "models/firmware/boards.json").read_text())
     assert boards.keys() == summary["recommendation"].keys() and any(boards.values())
 
-    def array(path: Path) -> bytes:
-        source = path.read_text()
-        body = source[source.index("{") + 1 : source.index("}")]
-        return bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
-
     for board, variant in boards.items():
         if variant:
             row = summary["variants"][variant]
@@ -134,11 +131,11 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
             if row["deployment"]:  # every part as its own array, and the plan's geometry in edge_model.h
                 parts = repo / "models/tflite" / row["model"] / "patches"
                 for part in parts.glob("*.tflite"):
-                    assert array(folder / f"edge_model_{part.stem}.cc") == part.read_bytes()
+                    assert _array_bytes(folder / f"edge_model_{part.stem}.cc") == part.read_bytes()
                 assert "edge_model_patch_input_regions[4][4]" in (folder / "edge_model.h").read_text()
                 continue
             expected = (repo / "models/tflite" / row["model"] / f"{row['format']}.tflite").read_bytes()
-            assert array(folder / "edge_model.cc") == expected
+            assert _array_bytes(folder / "edge_model.cc") == expected
 
 
 def test_firmware_of_a_patch_based_student_holds_every_part_and_its_geometry(repo: Path, tmp_path: Path):
@@ -152,9 +149,7 @@ def test_firmware_of_a_patch_based_student_holds_every_part_and_its_geometry(rep
         f"edge_model_{p.stem}.cc" for p in sorted(parts.glob("*.tflite"))
     ]
     for part in parts.glob("*.tflite"):
-        source = (tmp_path / f"edge_model_{part.stem}.cc").read_text()
-        body = source[source.index("{") + 1 : source.index("}")]
-        assert bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)) == part.read_bytes()
+        assert _array_bytes(tmp_path / f"edge_model_{part.stem}.cc") == part.read_bytes()
     header = (tmp_path / "edge_model.h").read_text()
     plan = json.loads((parts / "plan.json").read_text())
     assert f"edge_model_arena_bytes = {max(row['deployment']['part_arena_bytes'])};" in header

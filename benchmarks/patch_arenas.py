@@ -5,7 +5,7 @@ Usage, from the repository root: python benchmarks/patch_arenas.py > benchmarks/
 A TFLM arena depends on the graph, not on weight values: each student is Lite0 with its ImageNet weights and an
 untrained head, calibrated on 32 training images. Each line: the shape, the whole-image arena and flash, then per
 grid the largest patch arena, the tail's arena, the RAM (largest part + assembled block output + int8 image) and
-the flash of every part.
+the flash of the parts' blob (shared weights stored once), and of the parts as separate files.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def main() -> None:
                 folder = Path(scratch) / f"grid{grid}"
                 folder.mkdir()
                 plan = patch_models.convert_deployment(model, block, grid, images, folder)
-                parts = patching.part_files(folder)
-                arenas = [tflm.minimum_arena(part) for part in parts]
+                arenas = [tflm.minimum_arena(part) for _, part in patching.parts(folder)]
                 line += (
                     f"; blocks 0-{block} in {grid}x{grid}: largest patch {max(arenas[:-1]):,} B, tail {arenas[-1]:,} B,"
-                    f" RAM {patching.ram_bytes(plan, arenas):,} B, flash {sum(p.stat().st_size for p in parts):,} B"
+                    f" RAM {patching.ram_bytes(plan, arenas):,} B, flash {patching.flash_bytes(folder):,} B"
+                    f" ({plan['separate_bytes']:,} B as separate files)"
                 )
         print(line, flush=True)
 

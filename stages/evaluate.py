@@ -5,6 +5,7 @@ deployment (`patching`) is scored, sized and measured as that deployment. No Ten
 from __future__ import annotations
 
 import argparse
+import functools
 
 import numpy as np
 
@@ -35,12 +36,14 @@ def main() -> None:
     deployment = paths.patches_folder(args.model) if args.format == "int8" else None
     deployment = deployment if deployment and deployment.exists() else None
 
+    @functools.cache  # each part's interpreter opens once, for the test and the validation pass
+    def open_part(_: str, model: bytes) -> patching.PartRunner:
+        return litert.part_runner(litert.open_interpreter(model, threads)[0])
+
     def run(inputs: np.ndarray, description: str) -> np.ndarray:
         if deployment is None:
             return litert.predict(interpreter, inputs, description)
-        return patching.predict(
-            deployment, inputs, lambda part: litert.part_runner(litert.open_interpreter(part, threads)[0]), description
-        )
+        return patching.predict(deployment, inputs, open_part, description)
 
     probabilities = run(images, "LiteRT (test)")
     # The decision threshold is the one its Keras model chose on the validation split.
@@ -72,7 +75,7 @@ def main() -> None:
         result["latency_ms"] = timing["latency_ms"]
         result["float32_latency_ms"], result["speedup_vs_float32"] = timing["reference_latency_ms"], timing["speedup"]
     if deployment is not None:  # one part at a time in one arena, plus the assembled block output and the image
-        parts, plan = patching.part_files(deployment), patching.read_plan(deployment)
+        parts, plan = [model for _, model in patching.parts(deployment)], patching.read_plan(deployment)
         arenas = [tflm.minimum_arena(part) for part in parts]
         result["tflm_arena_bytes"] = patching.ram_bytes(plan, arenas)
         result["deployment"] = {
@@ -80,7 +83,8 @@ def main() -> None:
             "part_arena_bytes": arenas,
             "buffer_bytes": int(np.prod(plan["buffer_shape"])),
             "input_bytes": int(np.prod(plan["input_shape"])),
-            "size_bytes": sum(part.stat().st_size for part in parts),
+            "size_bytes": patching.flash_bytes(deployment),
+            "separate_parts_size_bytes": plan["separate_bytes"],
             "whole_image_size_bytes": result["size_bytes"],
             "whole_image_multiply_accumulates": result["multiply_accumulates"],
             "whole_image_tflm_arena_bytes": tflm.minimum_arena(path),

@@ -11,16 +11,13 @@ from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
 
 def write_deployment(folder: Path, deployment: Path, row: dict[str, Any]) -> None:
-    """A patch-based deployment: one C array per part (each with its own measured arena) and the plan's header."""
-    arenas = row["deployment"]["part_arena_bytes"]
-    for part, arena in zip(patching.part_files(deployment), arenas, strict=True):
-        name = f"{paths.C_ARRAY_NAME}_{part.stem}"
-        source, header = c_array.c_array(part.read_bytes(), name, arena)
-        (folder / f"{name}.cc").write_text(source)
-        (folder / f"{name}.h").write_text(header)
-    header = c_array.patch_plan_header(
-        patching.read_plan(deployment), paths.C_ARRAY_NAME, max(arenas), row["tflm_arena_bytes"]
-    )
+    """A patch-based deployment: the blob of its parts as one C array (with the one arena they share) and the plan's
+    header (where each part starts, the regions)."""
+    arena, name = max(row["deployment"]["part_arena_bytes"]), f"{paths.C_ARRAY_NAME}_parts"
+    source, header = c_array.c_array((deployment / patching.BUNDLE_FILE).read_bytes(), name, arena)
+    (folder / f"{name}.cc").write_text(source)
+    (folder / f"{name}.h").write_text(header)
+    header = c_array.patch_plan_header(patching.read_plan(deployment), paths.C_ARRAY_NAME, row["tflm_arena_bytes"])
     (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
 
 

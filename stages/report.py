@@ -83,8 +83,9 @@ def _deployment_sentence(row: dict[str, Any]) -> str:
     deployment = row["deployment"]
     arenas = ", ".join(f"{arena:,}" for arena in deployment["part_arena_bytes"])
     return (
-        f"{cells.label(row)}: parts' arenas {arenas} B; the same network in one piece needs a "
-        f"{deployment['whole_image_tflm_arena_bytes']:,} B arena and "
+        f"{cells.label(row)}: parts' arenas {arenas} B; parts' blob {deployment['size_bytes']:,} B "
+        f"({deployment['separate_parts_size_bytes']:,} B as separate files); the same network in one piece needs "
+        f"a {deployment['whole_image_tflm_arena_bytes']:,} B arena and "
         f"{deployment['whole_image_size_bytes']:,} B of flash"
     )
 
@@ -131,7 +132,8 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
             "MCUNetV2): one int8 model per patch position, each fed its real neighbours and the whole model's zero "
             "padding at the image border, so the assembled block output is the whole model's; the rest of the network "
             "runs on it. Their arena is the largest part's arena plus the assembled block output and the int8 input "
-            "image, their flash every part, their MACs include the recomputed patch borders; their scores are the "
+            "image, their flash one blob of every part with the weights the patch models share stored once, their "
+            "MACs include the recomputed patch borders; their scores are the "
             "deployment's. " + "; ".join(_deployment_sentence(row) for row in patched) + ".",
         ]
     for gain in gains:
@@ -212,8 +214,8 @@ def render(
         "",
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
         "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml); for a student "
-        "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and every part's "
-        "bytes (see Students). Candidates with "
+        "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and its parts' "
+        "blob (see Students). Candidates with "
         f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
         f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; the table then shows what the "
         "chosen model measured on the test split.",

@@ -98,15 +98,15 @@ def main() -> None:
         with atomic_path(deployment) as folder:
             folder.mkdir()
             patch_models.convert_deployment(model, block, grid, representative, folder)
-        parts = patching.part_files(deployment)
+        stored = (deployment / patching.BUNDLE_FILE).read_bytes()
         int8_validation = patching.predict(
             deployment,
             validation[0],
-            lambda path: litert.part_runner(litert.reference_interpreter(path)),
+            lambda _, model: litert.part_runner(litert.reference_interpreter(model)),
             "int8 validation (patches)",
         )
     else:
-        parts = [tflite_file]
+        stored = flatbuffer
         int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
     float_validation = model_lib.predict(model, validation[0])
     float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"]["rule"])
@@ -123,9 +123,9 @@ def main() -> None:
         paths.convert_metrics_path(paths.student_model(name)),
         {
             "int8": {
-                # What a board stores: the whole-image file, or every part of the patch-based deployment.
-                "size_bytes": sum(path.stat().st_size for path in parts),
-                "compressed_bytes": sum(litert.compressed_size(path.read_bytes()) for path in parts),
+                # What a board stores: the whole-image file, or the blob of the patch-based deployment's parts.
+                "size_bytes": len(stored),
+                "compressed_bytes": litert.compressed_size(stored),
                 "whole_image_size_bytes": len(flatbuffer),
                 "convert_seconds": round(convert_seconds, 2),
                 "representative_samples": len(representative),
@@ -152,7 +152,7 @@ def main() -> None:
     )
     print(
         f"student {name}: validation accuracy float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}; "
-        f"{sum(path.stat().st_size for path in parts):,} bytes in {len(parts)} file(s)"
+        f"{len(stored):,} bytes" + (" in patches" if shape["patches"] else "")
     )
 
 

@@ -29,16 +29,18 @@ def test_repro_runs_every_stage(repo: Path):
 
 
 def test_outputs_are_measured_from_their_artifacts(repo: Path):
-    from stages.lib import litert
+    from stages.lib import litert, patching
 
     for metrics in (repo / "metrics/evaluate").rglob("*.json"):
         values = json.loads(metrics.read_text())
         assert 0 <= values["accuracy"] <= 1 and values["latency_ms"]["median"] > 0 and values["test_images"] > 0
         tflite = (repo / "models/tflite" / metrics.relative_to(repo / "metrics/evaluate")).with_suffix(".tflite")
-        if "deployment" in values:  # a patch-based deployment: what a board stores is every part
-            parts = sorted((tflite.parent / "patches").glob("*.tflite"))
-            assert values["size_bytes"] == sum(part.stat().st_size for part in parts)
+        if "deployment" in values:  # a patch-based deployment: what a board stores is the blob of its parts
+            deployment = tflite.parent / "patches"
+            assert values["size_bytes"] == (deployment / "parts.bin").stat().st_size
+            assert values["size_bytes"] < values["deployment"]["separate_parts_size_bytes"]  # shared weights
             assert values["deployment"]["whole_image_size_bytes"] == tflite.stat().st_size
+            parts = [model for _, model in patching.parts(deployment)]
             assert values["multiply_accumulates"] == sum(litert.multiply_accumulates(part) for part in parts)
             assert values["multiply_accumulates"] > litert.multiply_accumulates(tflite)  # the patches' halos
         else:
@@ -128,10 +130,9 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
         if variant:
             row = summary["variants"][variant]
             folder = repo / "models/firmware" / board
-            if row["deployment"]:  # every part as its own array, and the plan's geometry in edge_model.h
-                parts = repo / "models/tflite" / row["model"] / "patches"
-                for part in parts.glob("*.tflite"):
-                    assert _array_bytes(folder / f"edge_model_{part.stem}.cc") == part.read_bytes()
+            if row["deployment"]:  # the parts' blob as one array, and the plan's geometry in edge_model.h
+                blob = repo / "models/tflite" / row["model"] / "patches/parts.bin"
+                assert _array_bytes(folder / "edge_model_parts.cc") == blob.read_bytes()
                 assert "edge_model_patch_input_regions[4][4]" in (folder / "edge_model.h").read_text()
                 continue
             expected = (repo / "models/tflite" / row["model"] / f"{row['format']}.tflite").read_bytes()
@@ -145,14 +146,15 @@ def test_firmware_of_a_patch_based_student_holds_every_part_and_its_geometry(rep
     row = summary["variants"]["student_b10_96_labels_int8"]  # whether or not a board was recommended it
     parts = repo / "models/tflite/students/b10_96_labels/patches"
     write_deployment(tmp_path, parts, row)
-    assert sorted(p.name for p in tmp_path.glob("*.cc")) == [
-        f"edge_model_{p.stem}.cc" for p in sorted(parts.glob("*.tflite"))
-    ]
-    for part in parts.glob("*.tflite"):
-        assert _array_bytes(tmp_path / f"edge_model_{part.stem}.cc") == part.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge_model.h", "edge_model_parts.cc", "edge_model_parts.h"]
+    assert _array_bytes(tmp_path / "edge_model_parts.cc") == (parts / "parts.bin").read_bytes()
+    arena = max(row["deployment"]["part_arena_bytes"])
+    assert f"edge_model_parts_arena_bytes = {arena};" in (tmp_path / "edge_model_parts.h").read_text()
     header = (tmp_path / "edge_model.h").read_text()
     plan = json.loads((parts / "plan.json").read_text())
-    assert f"edge_model_arena_bytes = {max(row['deployment']['part_arena_bytes'])};" in header
+    offsets = ", ".join(str(patch["offset"]) for patch in plan["patches"])
+    assert f"edge_model_patch_offsets[4] = {{{offsets}}};" in header
+    assert f"edge_model_tail_offset = {plan['tail']['offset']};" in header
     first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])
     assert "edge_model_patch_input_regions[4][4] = {\n  {" + first + "}" in header
 

@@ -23,15 +23,23 @@ def compressed_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
-def open_interpreter(path: str | Path, num_threads: int) -> tuple[Interpreter, str]:
+# A TFLite model: a `.tflite` file, or its bytes (a part of a patch-based deployment's blob).
+Model = str | Path | bytes
+
+
+def model_bytes(model: Model) -> bytes:
+    return model if isinstance(model, bytes) else Path(model).read_bytes()
+
+
+def open_interpreter(path: Model, num_threads: int) -> tuple[Interpreter, str]:
     """A ready interpreter and the kernels it runs on: XNNPACK, or LiteRT's built-in kernels as a fallback.
 
     XNNPACK cannot run sparse int8 or dynamic-range models, and says so at allocate_tensors() or only
     at the first invoke(), so the probe is a real invoke on zeros.
     """
-    if not Path(path).exists():
+    if not isinstance(path, bytes) and not Path(path).exists():
         raise UserError(f"{path} is missing; run its convert stage (`dvc repro`)")
-    content = Path(path).read_bytes()
+    content = model_bytes(path)
     for resolver, kernels in (
         (OpResolverType.AUTO, "xnnpack"),
         (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, "builtin"),
@@ -47,7 +55,8 @@ def open_interpreter(path: str | Path, num_threads: int) -> tuple[Interpreter, s
             return interpreter, kernels
         except RuntimeError:
             continue
-    raise RuntimeError(f"{path}: neither XNNPACK nor the built-in kernels could run this model")
+    name = "a deployment's part" if isinstance(path, bytes) else path
+    raise RuntimeError(f"{name}: neither XNNPACK nor the built-in kernels could run this model")
 
 
 def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
@@ -161,22 +170,20 @@ def paired_latency_ms(
     }
 
 
-def reference_interpreter(path: str | Path) -> Interpreter:
+def reference_interpreter(path: Model) -> Interpreter:
     """LiteRT with its reference kernels: the plain arithmetic TFLite Micro's reference kernels also follow."""
-    interpreter = Interpreter(
-        model_content=Path(path).read_bytes(), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
-    )
+    interpreter = Interpreter(model_content=model_bytes(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
     return interpreter
 
 
-def io_types(path: str | Path) -> tuple[str, str]:
+def io_types(path: Model) -> tuple[str, str]:
     """The input and output dtypes of a `.tflite` (e.g. ('int8', 'int8') for full-integer models)."""
-    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    interpreter = Interpreter(model_content=model_bytes(path))
     return interpreter.get_input_details()[0]["dtype"].__name__, interpreter.get_output_details()[0]["dtype"].__name__
 
 
-def tflite_weight_sparsity(path: str | Path) -> float:
+def tflite_weight_sparsity(path: Model) -> float:
     """Fraction of zeros in the constant tensors of rank >= 2 (the conv and dense kernels) of a `.tflite`.
 
     One denominator for every variant: all conv, depthwise and dense kernels in the file.
@@ -184,7 +191,7 @@ def tflite_weight_sparsity(path: str | Path) -> float:
     Before `allocate_tensors()` only constant tensors hold data; reading an activation raises, which
     is how they are told apart.
     """
-    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    interpreter = Interpreter(model_content=model_bytes(path))
     zeros = total = 0
     for detail in interpreter.get_tensor_details():
         if len(detail["shape"]) < 2:
@@ -201,10 +208,10 @@ def tflite_weight_sparsity(path: str | Path) -> float:
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
-def multiply_accumulates(path: str | Path) -> int:
+def multiply_accumulates(path: Model) -> int:
     """Multiply-accumulates of one inference, counted from the file: for each conv, depthwise and dense op, its
     output positions (output elements over output channels) times its weight tensor's elements."""
-    interpreter = Interpreter(model_content=Path(path).read_bytes())
+    interpreter = Interpreter(model_content=model_bytes(path))
     shapes = {detail["index"]: detail["shape"] for detail in interpreter.get_tensor_details()}
     total = 0
     for op in interpreter._get_ops_details():  # noqa: SLF001 (the only way LiteRT lists a graph's ops)

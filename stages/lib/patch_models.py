@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from stages.lib import conversion, patching
+from stages.lib import conversion, patching, tflite_bundle
 from stages.lib import model as model_lib
 from stages.lib.io import UserError, write_bytes
 from stages.lib.patching import Region, grid_regions
@@ -151,27 +151,32 @@ def lower_model(model: keras.Model, block: int) -> keras.Model:
 
 
 def convert_deployment(model: keras.Model, block: int, grid: int, representative: np.ndarray, folder: Path) -> dict:
-    """Write the int8 patch models, the int8 rest of the network and the plan into `folder`; return the plan.
+    """Write the int8 patch models and the int8 rest of the network, bundled into one blob, and the plan into
+    `folder`; return the plan.
 
     Each patch model is calibrated on its region of the representative images; the tail on the whole-image block
-    output of the same images."""
-    patches = []
+    output of the same images. The patch models hold the same weights; the blob stores them once."""
+    patches, models = [], []
     for index, (part, source, region) in enumerate(patch_models(model, block, grid)):
         r0, r1, c0, c1 = source
-        name = f"patch_{index // grid}{index % grid}.tflite"
-        write_bytes(folder / name, conversion.convert(part, "int8", representative[:, r0:r1, c0:c1]))
-        patches.append({"file": name, "input_region": list(source), "output_region": list(region)})
+        models.append(conversion.convert(part, "int8", representative[:, r0:r1, c0:c1]))
+        name = f"patch_{index // grid}{index % grid}"
+        patches.append({"name": name, "input_region": list(source), "output_region": list(region)})
     lower = lower_model(model, block)
     _, tail = model_lib.split_at_block(model, block + 1)
     features = lower.predict(representative.astype(np.float32), batch_size=32, verbose=0)
-    write_bytes(folder / patching.TAIL_FILE, conversion.convert(tail, "int8", features))
+    models.append(conversion.convert(tail, "int8", features))
+    blob, offsets = tflite_bundle.bundle(models)
+    write_bytes(folder / patching.BUNDLE_FILE, blob)
     plan = {
         "grid": grid,
         "through_block": block,
         "input_shape": list(model.input_shape[1:]),
         "buffer_shape": list(lower.output_shape[1:]),
-        "patches": patches,
-        "tail": patching.TAIL_FILE,
+        "patches": [{**patch, "offset": offset} for patch, offset in zip(patches, offsets[:-1], strict=True)],
+        "tail": {"name": "tail", "offset": offsets[-1]},
+        # Each part on its own, as the converter wrote it: what sharing the weights saves.
+        "separate_bytes": sum(len(part) for part in models),
     }
     patching.write_plan(folder, plan)
     return plan

@@ -1,9 +1,10 @@
 """Running a patch-based deployment (see `patch_models`): its plan, its RAM, and its answers on any interpreter.
 
-A deployment is a folder: one int8 `.tflite` per patch position, the rest of the network (`tail.tflite`) and
-`plan.json`, which says which input region each patch reads and which output region it writes. A device runs the
-patch models one after another in one arena, writes each patch's int8 output into a buffer for the whole block
-output (requantized to the tail's input scale, one multiply per byte), then runs the tail in the same arena."""
+A deployment is a folder: `parts.bin`, one blob holding an int8 TFLite model per patch position and one for the rest
+of the network (the tail), with the weights they share stored once (`tflite_bundle`), and `plan.json`, which says
+where each part starts in the blob, which input region each patch reads and which output region it writes. A device
+runs the patch models one after another in one arena, writes each patch's int8 output into a buffer for the whole
+block output (requantized to the tail's input scale, one multiply per byte), then runs the tail in the same arena."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 Region = tuple[int, int, int, int]  # first row, row after the last, first column, column after the last
 PLAN_FILE = "plan.json"
-TAIL_FILE = "tail.tflite"
+BUNDLE_FILE = "parts.bin"
 # A part on some interpreter: float input (1, h, w, c) in, its float (dequantized) output out.
 PartRunner = Callable[[np.ndarray], np.ndarray]
 
@@ -40,10 +41,17 @@ def read_plan(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / PLAN_FILE).read_text())
 
 
-def part_files(folder: str | Path) -> list[Path]:
-    """Every `.tflite` of the deployment: the patches in plan order, then the tail."""
+def parts(folder: str | Path) -> list[tuple[str, bytes]]:
+    """Every part of the deployment, the patches in plan order and then the tail, as its name and the TFLite model
+    that starts at its offset in the blob (what a device hands `tflite::GetModel`)."""
     plan = read_plan(folder)
-    return [Path(folder) / patch["file"] for patch in plan["patches"]] + [Path(folder) / plan["tail"]]
+    blob = (Path(folder) / BUNDLE_FILE).read_bytes()
+    return [(part["name"], blob[part["offset"] :]) for part in [*plan["patches"], plan["tail"]]]
+
+
+def flash_bytes(folder: str | Path) -> int:
+    """What a board stores: the blob of every part."""
+    return (Path(folder) / BUNDLE_FILE).stat().st_size
 
 
 def ram_bytes(plan: dict[str, Any], arenas: list[int]) -> int:
@@ -53,14 +61,15 @@ def ram_bytes(plan: dict[str, Any], arenas: list[int]) -> int:
 
 
 def predict(
-    folder: str | Path, images: np.ndarray, open_part: Callable[[Path], PartRunner], description: str
+    folder: str | Path, images: np.ndarray, open_part: Callable[[str, bytes], PartRunner], description: str
 ) -> np.ndarray:
     """P(class 1) for each image from the assembled deployment, one image at a time (the way a device runs it).
 
     Each patch's dequantized output goes into the block-output buffer; the tail's runner quantizes the buffer to its
-    own input scale, which is the device's requantization of the patches' int8 outputs."""
+    own input scale, which is the device's requantization of the patches' int8 outputs. `open_part` gets each part's
+    name and model."""
     plan = read_plan(folder)
-    *patches, tail = (open_part(path) for path in part_files(folder))
+    *patches, tail = (open_part(name, model) for name, model in parts(folder))
     probabilities = np.empty(len(images), dtype=np.float32)
     for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2, disable=not description)):
         buffer = np.empty(plan["buffer_shape"], dtype=np.float32)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -43,11 +44,15 @@ def arena_allocates(path: str | Path, arena_bytes: int) -> bool:
     return _probe(path, arena_bytes) is not None
 
 
-def minimum_arena(path: str | Path) -> int:
-    """The smallest arena (to 16 bytes) in which TFLite Micro allocates the model.
+def minimum_arena(path: str | Path | bytes) -> int:
+    """The smallest arena (to 16 bytes) in which TFLite Micro allocates the model (a file, or a model's bytes).
 
     Doubling finds an arena that allocates; TFLM's allocation total there is the candidate, checked by probes at it
     and 16 bytes below (three or four probes in all, against ~20 for bisection alone); bisection settles any gap."""
+    if isinstance(path, bytes):  # the probes run in child processes, which read a file
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "part.tflite").write_bytes(path)
+            return minimum_arena(Path(folder) / "part.tflite")
     high = 64 * 1024
     progress = tqdm(desc=f"TFLM arena of {Path(path).name}", unit="probe", mininterval=2)
     while (used := _probe(path, high)) is None:
@@ -86,7 +91,7 @@ def micro_predict_deployment(
     folder: str | Path, images: np.ndarray, arenas: list[int], workers: int | None = None
 ) -> np.ndarray:
     """P(class 1) for each image from a patch-based deployment (`patching`), every part on TFLite Micro in its own
-    measured arena (`arenas`, in `patching.part_files` order); split over processes as `micro_predict`."""
+    measured arena (`arenas`, in `patching.parts` order); split over processes as `micro_predict`."""
     return _in_workers(_predict_deployment_chunk, (str(folder), arenas), images, workers)
 
 
@@ -102,13 +107,14 @@ def _in_workers(
         return np.concatenate([future.result() for future in futures])
 
 
-def _micro_runner(path: str | Path, arena_bytes: int) -> PartRunner:
+def _micro_runner(path: str | Path | bytes, arena_bytes: int) -> PartRunner:
     """A TFLM interpreter as float in, float out, with LiteRT's (de)quantizer (TFLM's layout translated)."""
     from tflite_micro.python.tflite_micro import runtime
 
     from stages.lib.litert import dequantize_output, quantize_input
 
-    interpreter = runtime.Interpreter.from_bytes(Path(path).read_bytes(), arena_size=arena_bytes)
+    model = path if isinstance(path, bytes) else Path(path).read_bytes()
+    interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena_bytes)
 
     def litert_detail(detail: dict) -> dict:
         parameters = detail["quantization_parameters"]
@@ -137,9 +143,9 @@ def _predict_chunk(path: str, arena_bytes: int, images: np.ndarray, progress: bo
 
 
 def _predict_deployment_chunk(folder: str, arenas: list[int], images: np.ndarray, progress: bool) -> np.ndarray:
-    arena_of = dict(zip(patching.part_files(folder), arenas, strict=True))
+    arena_of = dict(zip((name for name, _ in patching.parts(folder)), arenas, strict=True))
     description = "TFLite Micro (patches)" if progress else ""
-    return patching.predict(folder, images, lambda path: _micro_runner(path, arena_of[path]), description)
+    return patching.predict(folder, images, lambda name, model: _micro_runner(model, arena_of[name]), description)
 
 
 def _probe_main(path: str, arena_bytes: str) -> None:

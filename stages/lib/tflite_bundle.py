@@ -1,9 +1,10 @@
 """Several TFLite models in one flatbuffer blob that stores identical buffers and quantization tables once.
 
-A patch-based deployment runs one model per patch position; they hold the same weights and differ only in their
-padding and shapes. Written as separate files each carries its own copy. Here every model keeps its own tables, and a
-buffer (weights, biases) or quantization table whose bytes another model already holds points to that copy: a
-flatbuffer offset may point anywhere later in the blob. Model k starts at `offsets[k]` (its root offset and the
+A patch-based deployment runs one model per patch position; they hold the same weights and differ in their padding,
+shapes, biases and activation scales (each patch is calibrated on its own region). Written as separate files each
+carries its own copy of the weights. Here every model keeps its own tables, and a buffer (weights, biases) or
+quantization table whose bytes an earlier model already holds points to that copy: a flatbuffer offset may point
+anywhere later in the blob. Model k starts at `offsets[k]` (its root offset and the
 `TFL3` identifier); `blob[offsets[k]:]` is a complete TFLite model to any interpreter, and a device passes
 `blob + offsets[k]` to `tflite::GetModel`. Data vectors are 16-byte aligned, as the converter writes them."""
 

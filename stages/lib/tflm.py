@@ -111,10 +111,9 @@ def _micro_runner(path: str | Path | bytes, arena_bytes: int) -> PartRunner:
     """A TFLM interpreter as float in, float out, with LiteRT's (de)quantizer (TFLM's layout translated)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    from stages.lib.litert import dequantize_output, quantize_input
+    from stages.lib.litert import dequantize_output, model_bytes, quantize_input
 
-    model = path if isinstance(path, bytes) else Path(path).read_bytes()
-    interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena_bytes)
+    interpreter = runtime.Interpreter.from_bytes(model_bytes(path), arena_size=arena_bytes)
 
     def litert_detail(detail: dict) -> dict:
         parameters = detail["quantization_parameters"]

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 from stages.lib import conversion, litert, patch_models, patching, tflm
+from stages.lib import model as model_lib
 from stages.lib.io import UserError
 
 
 @pytest.mark.parametrize("block,grid", [(0, 2), (1, 2), (2, 3)])
 def test_patches_assemble_to_the_whole_models_block_output(short_classifier, elpv_images, block, grid):
     images = elpv_images[0][:4].astype(np.float32)
-    whole = patch_models.lower_model(short_classifier, block).predict(images, verbose=0)
+    lower, _ = model_lib.split_at_block(short_classifier, block + 1)  # the whole-image model to `block`'s output
+    whole = lower.predict(images, verbose=0)
     assembled = np.full_like(whole, np.nan)
     for part, (r0, r1, c0, c1), (o0, o1, p0, p1) in patch_models.patch_models(short_classifier, block, grid):
         assembled[:, o0:o1, p0:p1] = part.predict(images[:, r0:r1, c0:c1], verbose=0)

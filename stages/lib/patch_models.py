@@ -145,11 +145,6 @@ def patch_models(model: keras.Model, block: int, grid: int) -> list[tuple[keras.
     return parts
 
 
-def lower_model(model: keras.Model, block: int) -> keras.Model:
-    """The whole-image model up to `block`'s output: what the patches, assembled, must equal."""
-    return keras.Model(model.input, block_output_layer(model, block).output, name=f"{model.name}_to_block{block}")
-
-
 def convert_deployment(model: keras.Model, block: int, grid: int, representative: np.ndarray, folder: Path) -> dict:
     """Write the int8 patch models and the int8 rest of the network, bundled into one blob, and the plan into
     `folder`; return the plan.
@@ -162,8 +157,7 @@ def convert_deployment(model: keras.Model, block: int, grid: int, representative
         models.append(conversion.convert(part, "int8", representative[:, r0:r1, c0:c1]))
         name = f"patch_{index // grid}{index % grid}"
         patches.append({"name": name, "input_region": list(source), "output_region": list(region)})
-    lower = lower_model(model, block)
-    _, tail = model_lib.split_at_block(model, block + 1)
+    lower, tail = model_lib.split_at_block(model, block + 1)  # the whole-image blocks 0-`block`, and the rest
     features = lower.predict(representative.astype(np.float32), batch_size=32, verbose=0)
     models.append(conversion.convert(tail, "int8", features))
     blob, offsets = tflite_bundle.bundle(models)

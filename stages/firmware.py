@@ -1,27 +1,88 @@
-"""Stage `firmware`: for every board, the model the report recommends as C source (a 16-byte-aligned array, its
-length and its measured TFLite Micro arena), ready to compile into a TFLite Micro application."""
+"""Stage `firmware`: for every board, the firmware contract of the model the report recommends: `edge_model.h` (the
+plan, every part's quantization, the preprocessing, the threshold, the operators, the arena and the RAM and flash
+counted), `edge_model_data.cc` (the model's bytes, or a patch deployment's blob) and the reference runner that executes
+the plan (`firmware/`), which the tests run on the host against the pipeline's own answers. A model stored under
+TFLite Micro's look-up-table compression (`micro`'s int8_lut) comes with a note on building TFLM for it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
-from stages.lib import c_array, patching, paths
+from stages.lib import c_array, contract, patching, paths
+from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
+LUT_NOTE = """edge_model_data.cc holds the model under TensorFlow Lite Micro's look-up-table compression
+(DECODE operators). Compile TFLite Micro with USE_TFLM_COMPRESSION defined (the DECODE kernel and the kernels'
+decompression paths); edge_model_register_operators registers DECODE. Compressed kernels run on the reference
+kernels (CMSIS-NN and ESP-NN do not read compressed tensors); edge_model_arena_bytes_measured includes the
+decompression scratch.
+"""
 
-def write_deployment(folder: Path, deployment: Path, row: dict[str, Any]) -> None:
-    """A patch-based deployment: the blob of its parts as one C array (with the one arena they share) and the plan's
-    header (where each part starts, the regions)."""
-    arena, name = max(row["deployment"]["part_arena_bytes"]), f"{paths.C_ARRAY_NAME}_parts"
-    source, header = c_array.c_array((deployment / patching.BUNDLE_FILE).read_bytes(), name, arena)
-    (folder / f"{name}.cc").write_text(source)
+
+def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict[str, int]]:
+    """What the board stores (the model, the compressed model or a deployment's blob), the patch plan (None for one
+    whole-image model) and the RAM the report counted, term by term."""
+    if row.get("deployment"):
+        folder = paths.patches_folder(row["model"])
+        deployment = row["deployment"]
+        ram = {
+            "largest part's arena": max(deployment["part_arena_bytes"]),
+            "block-output buffer": deployment["buffer_bytes"],
+            "image": deployment["input_bytes"],
+        }
+        return (folder / patching.BUNDLE_FILE).read_bytes(), patching.read_plan(folder), ram
+    if row.get("lut"):  # what the board stores: the look-up-table-compressed file `micro` checked
+        return (paths.MICRO_FOLDER / paths.LUT_FILE).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
+    return paths.tflite_path(row["model"], row["format"]).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
+
+
+def write_board(folder: Path, description: str, variant: str, row: dict[str, Any], params: dict[str, Any]) -> None:
+    """One board's folder: the contract header, the model's bytes, the runner (and the note for a compressed model)."""
+    data, plan, ram = board_model(row)
+    write_contract(folder, f"{description}: {variant}", data, plan, ram, row, params)
+    if row.get("lut"):
+        (folder / "README.txt").write_text(LUT_NOTE)
+
+
+def write_contract(
+    folder: Path,
+    description: str,
+    data: bytes,
+    plan: dict[str, Any] | None,
+    ram: dict[str, int],
+    row: dict[str, Any],
+    params: dict[str, Any],
+) -> None:
+    """`edge_model.h`, `edge_model_data.cc` and the runner's sources for the model `data` (a deployment's blob when
+    `plan` is a patch plan), with the threshold and arenas of its report row."""
+    offsets = [part["offset"] for part in [*plan["patches"], plan["tail"]]] if plan else [0]
+    parts = [contract.read_part(data, offset) for offset in offsets]
+    name = paths.C_ARRAY_NAME
+    arena = max(row["deployment"]["part_arena_bytes"]) if plan else row["tflm_arena_bytes"]
+    header = contract.header(
+        name,
+        description,
+        parts,
+        plan,
+        parts[0].input_shape[1] if plan is None else plan["input_shape"][0],
+        row["threshold"],
+        params["data"]["positive_class"],
+        arena,
+        params["firmware"]["arena_margin"],
+        ram,
+        len(data),
+    )
     (folder / f"{name}.h").write_text(header)
-    header = c_array.patch_plan_header(patching.read_plan(deployment), paths.C_ARRAY_NAME, row["tflm_arena_bytes"])
-    (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
+    (folder / f"{name}_data.cc").write_text(c_array.array_source(data, f"{name}_data", f"{name}.h"))
+    for file in contract.RUNNER_FILES:
+        shutil.copy(paths.RUNNER_FOLDER / file, folder / file)
 
 
 def main() -> None:
+    params = params_lib.load()
     summary = read_json(paths.SUMMARY)
     chosen = {}
     with atomic_path(paths.FIRMWARE) as folder:
@@ -30,15 +91,10 @@ def main() -> None:
             chosen[board] = choice["variant"]
             if choice["variant"] is None:
                 continue
-            row = summary["variants"][choice["variant"]]
             (folder / board).mkdir()
-            if row.get("deployment"):
-                write_deployment(folder / board, paths.patches_folder(row["model"]), row)
-                continue
-            model = paths.tflite_path(row["model"], row["format"]).read_bytes()
-            source, header = c_array.c_array(model, paths.C_ARRAY_NAME, row["tflm_arena_bytes"])
-            (folder / board / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
-            (folder / board / f"{paths.C_ARRAY_NAME}.h").write_text(header)
+            description = params["report"]["targets"][board]["description"]
+            variant = choice["variant"]
+            write_board(folder / board, description, variant, summary["variants"][variant], params)
         write_json(folder / "boards.json", chosen)
     print("firmware: " + "; ".join(f"{board}: {variant}" for board, variant in chosen.items()))
 

@@ -1,5 +1,7 @@
 """Stage `micro`: check the deploy model on TensorFlow Lite Micro (arena, accuracy, agreement with LiteRT's
-optimized and reference kernels) and export it as a C array for a firmware build."""
+optimized and reference kernels) and export it as a C array for a firmware build; where its clustered kernels shrink
+under TFLM's look-up-table compression, also the compressed model (`int8_lut`), checked to give TFLM's uncompressed
+outputs on every test image."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 
 import numpy as np
 
-from stages.lib import c_array, data, litert, paths, scores, tflm
+from stages.lib import c_array, data, litert, lut, paths, scores, tflm
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
@@ -18,6 +20,25 @@ def _agreement(name: str, micro: np.ndarray, other: np.ndarray, threshold: float
         f"tflm_{name}_label_agreement": float(((micro >= threshold) == (other >= threshold)).mean()),
         f"tflm_{name}_max_probability_difference": float(difference.max()),
         f"tflm_{name}_median_probability_difference": float(np.median(difference)),
+    }
+
+
+def lut_check(compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompressed: np.ndarray, threshold: float):
+    """The compressed model on TFLite Micro: its arena (with the decompression scratch), its outputs against the
+    uncompressed model's on every image, its accuracy and host time per image."""
+    arena = tflm.minimum_arena(compressed)
+    started = time.perf_counter()
+    micro = tflm.micro_predict(compressed, images, arena)
+    seconds_per_image = (time.perf_counter() - started) / len(labels)
+    micro_scores = scores.classification_scores(labels, micro, threshold)
+    return {
+        "size_bytes": len(compressed),
+        "compressed_bytes": litert.compressed_size(compressed),
+        "tflm_arena_bytes": arena,
+        "tflm_accuracy": micro_scores["accuracy"],
+        "tflm_outputs_equal_uncompressed": bool(np.array_equal(micro, uncompressed)),
+        "tflm_images_differing_from_uncompressed": int((micro != uncompressed).sum()),
+        "tflm_host_seconds_per_image": round(seconds_per_image, 4),
     }
 
 
@@ -44,11 +65,21 @@ def main() -> None:
     micro_scores = scores.classification_scores(labels, micro, threshold)
 
     model = path.read_bytes()
+    compressed = lut.compress(model, params["micro"]["lut_min_saving_bytes"])
+    lut_metrics = None
+    if compressed is not None:
+        lut_metrics = lut_check(compressed[0], images, labels, micro, threshold) | lut.summary(compressed[1])
     source, header = c_array.c_array(model, paths.C_ARRAY_NAME, arena)
     with atomic_path(paths.MICRO_FOLDER) as folder:
         folder.mkdir()
         (folder / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
         (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
+        if compressed is not None:
+            (folder / paths.LUT_FILE).write_bytes(compressed[0])
+            name = f"{paths.C_ARRAY_NAME}_lut"
+            source, header = c_array.c_array(compressed[0], name, lut_metrics["tflm_arena_bytes"])
+            (folder / f"{name}.cc").write_text(source)
+            (folder / f"{name}.h").write_text(header)
     write_json(
         paths.MICRO_METRICS,
         {
@@ -63,9 +94,15 @@ def main() -> None:
             **_agreement("litert", micro, optimized, threshold),
             **_agreement("litert_reference", micro, reference, threshold),
             "tflm_host_seconds_per_image": round(seconds_per_image, 4),
+            "int8_lut": lut_metrics,
         },
     )
     print(f"micro: arena {arena:,} bytes, TFLM accuracy {micro_scores['accuracy']:.4f} on {len(labels)} images")
+    if lut_metrics:
+        print(
+            f"micro: int8_lut {lut_metrics['size_bytes']:,} bytes ({lut_metrics['size_bytes'] / len(model):.2f}x), "
+            f"TFLM outputs equal the uncompressed model's: {lut_metrics['tflm_outputs_equal_uncompressed']}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from stages.lib import data, paths, pruning, scores, training
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_json
 
 
+def targets(params: dict, labels: np.ndarray) -> np.ndarray:
+    """What the pruned model learns: `prune.soft_label_weight` x the baseline's soft labels (`teacher`) + the rest x
+    the labels (distillation from the model being pruned); the labels alone at weight 0."""
+    weight = params["prune"]["soft_label_weight"]
+    wanted = labels.astype(np.float32)
+    return wanted if weight == 0 else weight * np.load(paths.TEACHER)["train"] + (1 - weight) * wanted
+
+
 def prune_baseline(params: dict, sparsity: float) -> tuple:
-    """The baseline pruned to `sparsity` and fine-tuned, stripped of its wrappers; plus its measured sparsity."""
+    """The baseline pruned to `sparsity` and fine-tuned, stripped of its wrappers; plus its measured sparsity and
+    the fine-tune's epochs (run, and the one kept)."""
     seed, config, batch_size = params["seed"], params["prune"], params["train"]["batch_size"]
     model_lib.seed_everything(seed)
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
@@ -23,26 +34,37 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
             f"params.yaml: `prune.fine_tune_from_block` is {config['fine_tune_from_block']}, which freezes layers "
             f"that are pruned ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); lower it"
         )
-    total_steps = config["epochs"] * training.steps_per_epoch(len(train[1]), batch_size)
+    epochs = pruning.epochs_for(sparsity, config["epochs"], config["epochs_per_10pp"])
+    steps = training.steps_per_epoch(len(train[1]), batch_size)
+    _, ramp_end = pruning.schedule(sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"])
     wrapped = pruning.prune(
-        model, sparsity, total_steps, config["min_layer_weights"], config["mask_updates"], config["ramp_fraction"]
+        model, sparsity, epochs * steps, config["min_layer_weights"], config["mask_updates"], config["ramp_fraction"]
     )
+    learning_rate = config["learning_rate"]
+    if config["learning_rate_schedule"] == "cosine":
+        learning_rate = training.cosine_schedule(learning_rate, epochs * steps)
+    keep = pruning.KeepBestAtTarget(ramp_end, steps)
     live = training.open_live(paths.live_folder(f"prune/{sparsity}"))
     training.fit(
         wrapped,
-        train,
+        (train[0], targets(params, train[1])),
         validation,
-        epochs=config["epochs"],
-        learning_rate=config["learning_rate"],
+        epochs=epochs,
+        learning_rate=learning_rate,
         batch_size=batch_size,
         augment=params["train"]["augment"],
         seed=seed,
         class_weight=training.class_weights(params, train[1]),
-        callbacks=pruning.callbacks() + [training.live_callback(live)],
+        callbacks=pruning.callbacks() + [training.live_callback(live), keep],
     )
     live.end()
     stripped = pruning.strip(wrapped)
-    return stripped, pruning.weight_sparsity(stripped)
+    kept = None if keep.best_epoch is None else keep.best_epoch + 1
+    return (
+        stripped,
+        pruning.weight_sparsity(stripped),
+        {"fine_tune": epochs, "kept": kept, "kept_validation_auc": keep.best},
+    )
 
 
 def main() -> None:
@@ -53,7 +75,7 @@ def main() -> None:
     if not 0 < sparsity < 1:
         raise UserError(f"--sparsity {sparsity}: expected a fraction in (0, 1), as in `prune.sweep`")
     name = paths.variant_name(paths.pruned_model(sparsity), "keras")
-    model, sparsity_measured = prune_baseline(params, sparsity)
+    model, sparsity_measured, epochs = prune_baseline(params, sparsity)
     validation, test = data.load_split(paths.PREPARED, "validation"), data.load_split(paths.PREPARED, "test")
     threshold, probabilities = training.threshold_and_test_probabilities(
         model, validation, test[0], params["threshold"]["rule"]
@@ -72,6 +94,7 @@ def main() -> None:
             "keras_test_accuracy": test_scores["accuracy"],
             "keras_test_balanced_accuracy": test_scores["balanced_accuracy"],
             "threshold": threshold,
+            "epochs": epochs,
         },
     )
     print(f"prune: {name} sparsity {sparsity_measured['prunable']:.3f}, test accuracy {test_scores['accuracy']:.4f}")

@@ -35,8 +35,11 @@ def _row(row: dict[str, Any]) -> str:
 
 
 def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
-    """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement."""
-    return row["multiply_accumulates"] * board["ns_per_mac"] / 1e6
+    """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement. A
+    look-up-table-compressed model runs on TFLM's reference kernels (optimized libraries do not read compressed
+    tensors), so it takes the board's reference-kernel rate."""
+    rate = board["reference_ns_per_mac"] if row["flash_bytes"] != row["size_bytes"] else board["ns_per_mac"]
+    return row["multiply_accumulates"] * rate / 1e6
 
 
 def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
@@ -59,6 +62,9 @@ def board_matrix(
         "### Every int8 model on every board",
         "",
         "RAM and flash: arena + reserve over RAM (SRAM, else PSRAM), flash images × file + reserve over flash. "
+        "Flash: the bytes the board stores, the TFLM look-up-table-compressed file (`int8_lut`) where its clustered "
+        "kernels shrink (raw int8 in brackets; such a model needs TFLM built with compression support, and runs on "
+        "reference kernels: CMSIS-NN and ESP-NN do not read compressed tensors). "
         "TFLM accuracy: the whole test split on TensorFlow Lite Micro where it was run (students, the deploy model); "
         "the recommendation ranks by the validation scores (LiteRT int8) every row has.",
         "",
@@ -72,7 +78,7 @@ def board_matrix(
             use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
             fits.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
         lines.append(
-            f"| {cells.label(row)} | {cells.arena(row)} | {row['size_bytes']:,} B "
+            f"| {cells.label(row)} | {cells.arena(row)} | {cells.flash(row)} "
             f"| {row['validation_roc_auc']:.3f} / {row['validation_accuracy']:.1%} "
             f"| {device_accuracy(row, micro)} | " + " | ".join(fits) + " |"
         )
@@ -142,6 +148,24 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
     return ["", *lines]
 
 
+def lut_lines(micro: dict[str, Any]) -> list[str]:
+    """The deploy model under TFLM's look-up-table compression, where its kernels shrink."""
+    lut = micro.get("int8_lut")
+    if not lut:
+        return ["- TFLM look-up-table compression: no kernel of this model shrinks (none is clustered)."]
+    bits = ", ".join(f"{count} at {width} bits" for width, count in lut["kernels_by_index_bits"].items())
+    same = "equal" if lut["tflm_outputs_equal_uncompressed"] else "NOT equal"
+    return [
+        f"- Under TFLM's look-up-table compression (`int8_lut`, what a board stores): {lut['size_bytes']:,} bytes "
+        f"({lut['size_bytes'] / micro['model_bytes']:.2f}× the int8 file; gzip {lut['compressed_bytes']:,}); "
+        f"{lut['kernels']} kernels as per-channel table indices ({bits}): {lut['kernel_bytes_int8']:,} → "
+        f"{lut['kernel_bytes_lut']:,} bytes. Arena with the decompression scratch {lut['tflm_arena_bytes']:,} bytes; "
+        f"TFLM outputs {same} to the uncompressed model's on all {micro['tflm_test_images']} test images "
+        f"({lut['tflm_images_differing_from_uncompressed']} differ); {lut['tflm_host_seconds_per_image']:.3f} s per "
+        "image on this host."
+    ]
+
+
 def render(
     table: list[dict[str, Any]],
     checks: list[dict[str, str]],
@@ -207,18 +231,22 @@ def render(
         "TFLM's "
         f"reference kernels follow): labels {micro['tflm_litert_reference_label_agreement']:.1%}, largest difference "
         f"{micro['tflm_litert_reference_max_probability_difference']:.4f}.",
+        *lut_lines(micro),
         f"- TFLM on this host CPU: {micro['tflm_host_seconds_per_image']:.3f} s per image (reference kernels; not a "
         "device latency).",
         "",
         "## Boards",
         "",
         "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
-        "`.tflite` bytes + the flash reserve fit the flash (see `report.targets` in params.yaml); for a student "
+        "stored bytes (the `int8_lut` file where TFLM's look-up-table compression shrinks it) + the flash reserve fit "
+        "the flash (see `report.targets` in params.yaml); for a student "
         "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and its parts' "
         "blob (see Students). Candidates with "
         f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
-        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; the table then shows what the "
-        "chosen model measured on the test split.",
+        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; models within "
+        f"{config['rank_tolerance']:g} of the best are ties and the smallest wins (flash, then arena: "
+        "`report.rank_tolerance`). The table then shows what the chosen model measured on the test split. RAM "
+        "used: the share of the memory the arena lands in (SRAM, else PSRAM).",
         "",
         "| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy (95 % CI) | RAM used "
         "| flash used | est. latency | why |",

@@ -39,3 +39,22 @@ def test_without_psram_the_sram_is_the_limit():
     assert not fit["fits"] and fit["ram_shortfall_bytes"] == 50
     assert boards.shortfall(fit) == "arena + reserve needs 1,050 B, 50 B more than the RAM"
     assert boards.shortfall(boards.fit(100, 100, BOARD)) == ""
+
+
+@pytest.mark.parametrize(
+    "arena,memory,use",
+    [
+        (400, "internal SRAM", 500 / 1000),  # the share of the SRAM it lands in
+        (2400, "PSRAM", 2500 / 5000),  # of the PSRAM, not of the larger of the two whatever the memory
+        (5400, "does not fit", 5500 / 5000),  # fits nowhere: of the largest
+    ],
+)
+def test_ram_use_is_the_share_of_the_memory_the_arena_lands_in(arena, memory, use):
+    fit = boards.fit(100, arena, BOARD)
+    assert fit["arena_memory"] == memory and fit["ram_use"] == pytest.approx(use)
+
+
+def test_an_arena_in_sram_reports_its_sram_share_beside_a_large_psram():
+    # The ESP32-S3 with 8 MB PSRAM and an arena filling its 512 KB SRAM: 98 %, not 6 %.
+    board = BOARD | {"sram_bytes": 524288, "psram_bytes": 8388608, "ram_reserve_bytes": 163840}
+    assert boards.fit(100, 352512, board)["ram_use"] == pytest.approx((352512 + 163840) / 524288)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -130,33 +131,48 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
         if variant:
             row = summary["variants"][variant]
             folder = repo / "models/firmware" / board
-            if row["deployment"]:  # the parts' blob as one array, and the plan's geometry in edge_model.h
-                blob = repo / "models/tflite" / row["model"] / "patches/parts.bin"
-                assert _array_bytes(folder / "edge_model_parts.cc") == blob.read_bytes()
-                assert "edge_model_patch_input_regions[4][4]" in (folder / "edge_model.h").read_text()
-                continue
-            expected = (repo / "models/tflite" / row["model"] / f"{row['format']}.tflite").read_bytes()
-            assert _array_bytes(folder / "edge_model.cc") == expected
+            stored = (
+                repo / "models/tflite" / row["model"] / "patches/parts.bin"
+                if row["deployment"]
+                else repo / "models/tflite" / row["model"] / f"{row['format']}.tflite"
+            )
+            assert _array_bytes(folder / "edge_model_data.cc") == stored.read_bytes()
+            header = (folder / "edge_model.h").read_text()
+            assert f"edge_model_threshold = {row['threshold']!r};" in header
+            assert f"edge_model_flash_bytes = {row['flash_bytes']};" in header
 
 
-def test_firmware_of_a_patch_based_student_holds_every_part_and_its_geometry(repo: Path, tmp_path: Path):
-    from stages.firmware import write_deployment
+def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micro(repo: Path, tmp_path: Path):
+    """Each board's folder builds with -Wall -Werror, and its runner on TFLM gives `evaluate --tflm`'s answers on
+    the test split (the tiny run's test split; tests/test_firmware.py runs 100 images)."""
+    import numpy as np
+    from test_firmware import CXX, compile_board, run_on_tflm
 
+    from stages.lib import data, patching, tflm
+
+    if CXX is None:
+        pytest.skip("no C++ compiler")
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    row = summary["variants"]["student_b10_96_labels_int8"]  # whether or not a board was recommended it
-    parts = repo / "models/tflite/students/b10_96_labels/patches"
-    write_deployment(tmp_path, parts, row)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge_model.h", "edge_model_parts.cc", "edge_model_parts.h"]
-    assert _array_bytes(tmp_path / "edge_model_parts.cc") == (parts / "parts.bin").read_bytes()
-    arena = max(row["deployment"]["part_arena_bytes"])
-    assert f"edge_model_parts_arena_bytes = {arena};" in (tmp_path / "edge_model_parts.h").read_text()
-    header = (tmp_path / "edge_model.h").read_text()
-    plan = json.loads((parts / "plan.json").read_text())
-    offsets = ", ".join(str(patch["offset"]) for patch in plan["patches"])
-    assert f"edge_model_patch_offsets[4] = {{{offsets}}};" in header
-    assert f"edge_model_tail_offset = {plan['tail']['offset']};" in header
-    first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])
-    assert "edge_model_patch_input_regions[4][4] = {\n  {" + first + "}" in header
+    images, _ = data.load_split(repo / "data/prepared", "test")
+    for board, variant in json.loads((repo / "models/firmware/boards.json").read_text()).items():
+        if not variant:
+            continue
+        row = summary["variants"][variant]
+        folder = tmp_path / board
+        shutil.copytree(repo / "models/firmware" / board, folder)
+        library = compile_board(folder, tmp_path)
+        arena = 4 * row["tflm_arena_bytes"]
+        answers = run_on_tflm(library, images, arena)
+        if row["deployment"]:
+            deployment = repo / "models/tflite" / row["model"] / "patches"
+            runner = lambda _, model, arena=arena: tflm._micro_runner(model, arena)  # noqa: E731
+            np.testing.assert_array_equal(answers, patching.predict(deployment, images, runner, ""))
+        else:
+            stored = _array_bytes(folder / "edge_model_data.cc")
+            np.testing.assert_array_equal(answers, tflm.micro_predict(stored, images, arena, workers=1))
+        if row["model"].startswith("students/"):  # the decisions the report counted
+            expected = json.loads((repo / f"plots/confusion/{row['model']}/int8_tflm.json").read_text())
+            assert [int(p >= row["threshold"]) for p in answers] == [entry["predicted"] for entry in expected]
 
 
 def test_second_repro_runs_nothing(repo: Path):

@@ -38,23 +38,43 @@ def _params(**report) -> dict:
     return params
 
 
-def _row(variant: str, accuracy: float, size: int, arena: int | None, auc: float | None = None) -> dict:
+def _row(
+    variant: str, accuracy: float, size: int, arena: int | None, auc: float | None = None, flash: int | None = None
+) -> dict:
     """A row whose validation accuracy is `accuracy` (and AUC `auc`, else the same number); its test accuracy is
-    deliberately the opposite ranking."""
+    deliberately the opposite ranking. `flash`: what the board stores, when not the file (a compressed model)."""
     return {
         "variant": variant,
         "validation_accuracy": accuracy,
         "validation_roc_auc": accuracy if auc is None else auc,
         "accuracy": 1 - accuracy,
         "size_bytes": size,
+        "flash_bytes": size if flash is None else flash,
         "tflm_arena_bytes": arena,
     }
 
 
+def test_a_board_stores_the_compressed_file():
+    rows = [_row("clustered", 0.94, 1_200_000, 150_000, flash=700_000), _row("plain", 0.93, 400_000, 150_000)]
+    advice = recommendation.recommend(rows, _params())
+    assert advice["small"]["variant"] == "clustered"  # its 1.2 MB int8 file would not fit 1 MB of flash
+    assert advice["small"]["fits"]["clustered"]["flash_needed_bytes"] == 700_000 + 200_000
+
+
 def test_the_most_accurate_fitting_model_wins():
-    rows = [_row("large", 0.94, 4_000_000, 1_600_000), _row("small", 0.935, 400_000, 150_000)]
+    rows = [_row("large", 0.95, 4_000_000, 1_600_000), _row("small", 0.935, 400_000, 150_000)]
     advice = recommendation.recommend(rows, _params())
     assert advice["big"]["variant"] == "large" and advice["small"]["variant"] == "small"
+
+
+def test_scores_within_the_tolerance_are_a_tie_and_the_smaller_wins():
+    rows = [_row("large", 0.9445, 948_664, 352_512), _row("small", 0.9415, 453_296, 188_080)]
+    advice = recommendation.recommend(rows, _params(rank_tolerance=0.005))["big"]
+    assert advice["variant"] == "small" and "within 0.005 of the best" in advice["reason"]
+    assert recommendation.recommend(rows, _params(rank_tolerance=0.0))["big"]["variant"] == "large"
+    # Among the tied, equal sizes leave the better score.
+    rows = [_row("worse", 0.941, 453_296, 188_080), _row("better", 0.944, 453_296, 188_080)]
+    assert recommendation.recommend(rows, _params(rank_tolerance=0.005))["big"]["variant"] == "better"
 
 
 def test_a_tie_goes_to_the_smaller_and_sizes_within_tolerance_are_equal():
@@ -91,9 +111,10 @@ def test_the_ranking_score_comes_from_params_and_the_floor_stays_on_accuracy():
         _row("below_floor", 0.80, 300_000, 100_000, auc=0.99),
     ]
     by_auc = recommendation.recommend(rows, _params(rank_by="validation_roc_auc"))["big"]
-    assert by_auc["variant"] == "sharper" and "best validation ROC AUC of the 2 fitting models" in by_auc["reason"]
+    assert by_auc["variant"] == "sharper" and "of the 2 fitting models" in by_auc["reason"]
+    assert "validation ROC AUC is within" in by_auc["reason"]
     by_accuracy = recommendation.recommend(rows, _params(rank_by="validation_accuracy"))["big"]
-    assert by_accuracy["variant"] == "luckier" and "best validation accuracy" in by_accuracy["reason"]
+    assert by_accuracy["variant"] == "luckier" and "validation accuracy is within" in by_accuracy["reason"]
 
 
 def test_the_reason_names_the_fitting_models_the_floor_left_out():

@@ -30,6 +30,7 @@ def _write_variant(model: str, fmt: str) -> None:
         "accuracy_ci95_high": 0.95,
         "balanced_accuracy": 0.9,
         "roc_auc": 0.9,
+        "threshold": 0.5,
         "agreement_with_keras_baseline": 1,
         "latency_ms": {"median": 1, "p25": 1, "p75": 1, "iqr": 0},
         "kernels": "xnnpack",
@@ -47,7 +48,7 @@ def _write_variant(model: str, fmt: str) -> None:
         write_json(path, converted | {fmt: {"size_bytes": 100, "compressed_bytes": 50}})
 
 
-def _write_run(params: dict) -> None:
+def _write_run(params: dict, lut_deploy: bool = False) -> None:
     for model, fmt in paths.variants(params):
         _write_variant(model, fmt)
     for sparsity in params["prune"]["sweep"]:
@@ -55,6 +56,8 @@ def _write_run(params: dict) -> None:
     write_json(
         paths.DEPLOY_METRICS, {"size_bytes": 90, "compressed_bytes": 40, "sparsity_after_pruning": {"prunable": 0.5}}
     )
+    lut = {"size_bytes": 50, "tflm_arena_bytes": 1234}
+    write_json(paths.MICRO_METRICS, {"int8_lut": lut} if lut_deploy else {"int8_lut": None})
 
 
 def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
@@ -79,6 +82,16 @@ def test_students_carry_their_tflite_micro_answers(tmp_path: Path, monkeypatch):
     assert by_variant["student_b7_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
     assert "patches" not in by_variant["student_b10_96_int8"]["note"]
     assert by_variant["deploy_int8"]["tflm_correct"] is None  # its TFLM run is `micro`'s, on its own images
+
+
+def test_a_board_stores_the_compressed_deploy_model_where_micro_made_one(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_run(_params([0.5]))
+    plain = {row["variant"]: row for row in rows.collect(_params([0.5]))}
+    assert all(row["flash_bytes"] == row["size_bytes"] and row["lut"] is None for row in plain.values())
+    _write_run(_params([0.5]), lut_deploy=True)
+    deploy = rows.find(rows.collect(_params([0.5])), "deploy_int8")
+    assert (deploy["flash_bytes"], deploy["size_bytes"], deploy["tflm_arena_bytes"]) == (50, 90, 1234)
 
 
 def test_a_missing_variant_is_a_user_error(tmp_path: Path, monkeypatch):

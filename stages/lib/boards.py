@@ -18,7 +18,10 @@ def fit(model_bytes: int, arena_bytes: int, board: dict[str, Any]) -> dict[str, 
         arena_memory = "PSRAM"
     else:
         arena_memory = None
-    ram_capacity = max(board["sram_bytes"], board["psram_bytes"])
+    # The share of the memory the arena lands in; when it fits nowhere, of the largest.
+    ram_capacity = {"internal SRAM": board["sram_bytes"], "PSRAM": board["psram_bytes"]}.get(
+        arena_memory, max(board["sram_bytes"], board["psram_bytes"])
+    )
     flash_needed = board["flash_images"] * model_bytes + board["flash_reserve_bytes"]
     return {
         "fits": arena_memory is not None and flash_needed <= board["flash_bytes"],

@@ -47,6 +47,13 @@ def sizes(row: dict[str, Any]) -> str:
     return f"{mb(row['size_bytes'])} | {mb(row['compressed_bytes'])} | {row['compressed_reduction']:.1f}×"
 
 
+def flash(row: dict[str, Any]) -> str:
+    """The bytes a board stores; where that is the look-up-table-compressed file, the raw int8 file beside it."""
+    if row["flash_bytes"] == row["size_bytes"]:
+        return f"{row['flash_bytes']:,} B"
+    return f"{row['flash_bytes']:,} B int8_lut ({row['size_bytes']:,} B int8)"
+
+
 def arena(row: dict[str, Any]) -> str:
     """The TFLM arena; for a patch-based deployment, all the RAM it holds (largest part's arena, buffer, image)."""
     if not row["tflm_arena_bytes"]:

@@ -110,6 +110,7 @@ TARGET_SCHEMA = {
     "flash_images": integer(1, 2),
     "ns_per_mac": number(0, 1e6, low_open=True),
     "ns_per_mac_source": text,
+    "reference_ns_per_mac": number(0, 1e6, low_open=True),
 }
 
 
@@ -210,7 +211,10 @@ SCHEMA: dict[str, Any] = {
         "min_layer_weights": integer(0),
         "fine_tune_from_block": integer(0),
         "epochs": integer(1),
+        "epochs_per_10pp": integer(0),
         "learning_rate": number(0, 1, low_open=True),
+        "learning_rate_schedule": one_of("cosine", "constant"),
+        "soft_label_weight": number(0, 1),
         "mask_updates": integer(1),
         "ramp_fraction": number(0, 1, low_open=True),
     },
@@ -228,7 +232,7 @@ SCHEMA: dict[str, Any] = {
     },
     "threshold": {"rule": one_of(*THRESHOLD_RULES)},
     "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
-    "micro": {"test_images": optional(integer(1))},
+    "micro": {"test_images": optional(integer(1)), "lut_min_saving_bytes": integer(0)},
     "distill": {
         "teacher_views": integer(1, 8),
         "soft_label_weight": number(0, 1),
@@ -247,10 +251,12 @@ SCHEMA: dict[str, Any] = {
         "frozen_runtime": one_of(*FROZEN_RUNTIMES),
         "early_stopping_patience": integer(1),
     },
+    "firmware": {"arena_margin": number(0, 1)},
     "report": {
         "bootstrap_resamples": integer(100),
         "size_tolerance": number(0, 1),
         "rank_by": one_of(*RANKINGS),
+        "rank_tolerance": number(0, 1),
         "accuracy_floor": number(0, 1),
         "claims": {
             "reference_baseline_accuracy": number(0, 1, low_open=True),

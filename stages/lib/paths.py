@@ -13,6 +13,10 @@ UNLABELED, TEACHER, TEACHER_METRICS = Path("data/unlabeled.npz"), Path("data/tea
 FIRMWARE = Path("models/firmware")
 MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
 MICRO_FOLDER, MICRO_METRICS, C_ARRAY_NAME = Path("models/micro"), Path("metrics/micro.json"), "edge_model"
+# The deploy model under TFLite Micro's look-up-table compression, beside its C array in MICRO_FOLDER.
+LUT_FILE = "int8_lut.tflite"
+# The reference runner's C++ sources, copied into every board's firmware folder.
+RUNNER_FOLDER = Path("firmware")
 TRAIN_METRICS, DEPLOY_METRICS, PREPARE_METRICS = (
     Path("metrics/train.json"),
     Path("metrics/deploy.json"),

@@ -53,6 +53,31 @@ def schedule(target_sparsity: float, total_steps: int, mask_updates: int, ramp_f
     return polynomial, end_step
 
 
+def epochs_for(sparsity: float, epochs: int, epochs_per_10pp: int) -> int:
+    """Fine-tune epochs at `sparsity`: `epochs` up to 50 %, plus `epochs_per_10pp` for every 10 points above it."""
+    return epochs + epochs_per_10pp * max(0, round((sparsity - 0.5) * 10))
+
+
+class KeepBestAtTarget(keras.callbacks.Callback):
+    """Restore, at the end, the weights of the epoch with the best validation AUC among those that ended with the
+    masks at the target sparsity (the ramp over): an earlier, denser epoch would be a model of another sparsity."""
+
+    def __init__(self, ramp_end_step: int, steps_per_epoch: int, monitor: str = "val_auc"):
+        super().__init__()
+        self.ramp_end_step, self.steps_per_epoch, self.monitor = ramp_end_step, steps_per_epoch, monitor
+        self.best, self.best_epoch, self.best_weights = -float("inf"), None, None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        at_target = (epoch + 1) * self.steps_per_epoch >= self.ramp_end_step
+        value = (logs or {}).get(self.monitor)
+        if at_target and value is not None and value > self.best:
+            self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
 def prune(
     model: keras.Model,
     target_sparsity: float,

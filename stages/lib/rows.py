@@ -57,6 +57,8 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
             pruned_layers = _read(paths.prune_metrics_path(sparsity_target))["sparsity_measured"]["prunable"]
         elif model == "deploy":
             pruned_layers = size["sparsity_after_pruning"]["prunable"]
+        # What a board stores: the deploy model under TFLM's look-up-table compression where it shrinks (`micro`).
+        lut = _read(paths.MICRO_METRICS).get("int8_lut") if model == "deploy" else None
         predictions = _read(paths.confusion_path(model, fmt))
         # Students are also run on TFLite Micro over the whole test split (`evaluate-student`).
         micro = _read(paths.tflm_confusion_path(model, fmt)) if model.startswith("students/") else None
@@ -70,6 +72,7 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "kernel_zeros_in_file": evaluation["kernel_zeros_in_file"],
                 "zeros_in_pruned_layers": pruned_layers,
                 "accuracy": evaluation["accuracy"],
+                "threshold": evaluation["threshold"],
                 "accuracy_ci95": [evaluation["accuracy_ci95_low"], evaluation["accuracy_ci95_high"]],
                 "balanced_accuracy": evaluation["balanced_accuracy"],
                 "roc_auc": evaluation["roc_auc"],
@@ -83,7 +86,10 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "kernels": evaluation["kernels"],
                 "size_bytes": size["size_bytes"],
                 "compressed_bytes": size["compressed_bytes"],
-                "tflm_arena_bytes": evaluation.get("tflm_arena_bytes"),
+                "flash_bytes": lut["size_bytes"] if lut else size["size_bytes"],
+                "lut": lut,
+                # The arena the stored model needs (the compressed one adds TFLM's decompression scratch).
+                "tflm_arena_bytes": lut["tflm_arena_bytes"] if lut else evaluation.get("tflm_arena_bytes"),
                 "tflm": evaluation.get("tflm"),
                 # A patch-based deployment's parts and their arenas (students with `patches`).
                 "deployment": evaluation.get("deployment"),

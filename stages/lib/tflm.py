@@ -78,13 +78,15 @@ def minimum_arena(path: str | Path | bytes) -> int:
     return high
 
 
-def micro_predict(path: str | Path, images: np.ndarray, arena_bytes: int, workers: int | None = None) -> np.ndarray:
-    """P(class 1) for each image from the TFLite Micro interpreter, one invoke per image.
+def micro_predict(
+    path: str | Path | bytes, images: np.ndarray, arena_bytes: int, workers: int | None = None
+) -> np.ndarray:
+    """P(class 1) for each image from the TFLite Micro interpreter (a model file or its bytes), one invoke per image.
 
     TFLM runs on one core, so the images are split over `workers` processes (default: every core this process may
     use); each image's result does not depend on the split.
     """
-    return _in_workers(_predict_chunk, (str(path), arena_bytes), images, workers)
+    return _in_workers(_predict_chunk, (path if isinstance(path, bytes) else str(path), arena_bytes), images, workers)
 
 
 def micro_predict_deployment(
@@ -133,7 +135,7 @@ def _micro_runner(path: str | Path | bytes, arena_bytes: int) -> PartRunner:
     return run
 
 
-def _predict_chunk(path: str, arena_bytes: int, images: np.ndarray, progress: bool) -> np.ndarray:
+def _predict_chunk(path: str | bytes, arena_bytes: int, images: np.ndarray, progress: bool) -> np.ndarray:
     run = _micro_runner(path, arena_bytes)
     probabilities = np.empty(len(images), dtype=np.float32)
     for index, image in enumerate(tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)):

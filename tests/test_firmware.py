@@ -1,0 +1,226 @@
+"""The firmware contract on the host: every generated file compiles with -Wall -Werror, and the reference C++ runner,
+driven through ctypes with TFLite Micro (the `tflite-micro` runtime) running each part, gives the pipeline's own
+answers (`patching.predict` on TFLM) bit for bit on 100 real images, for a whole-image model and a patch deployment."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from stages import firmware
+from stages.lib import contract, conversion, data, litert, patch_models, patching, tflm
+from stages.lib import params as params_lib
+
+CXX = shutil.which("g++") or shutil.which("c++")
+FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-fPIC"]
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (.ci/run installs g++)")
+PARAMS = params_lib.load(ROOT / "params.yaml")
+
+# Exposes the generated plan and the runner to ctypes, and registers the operators on a resolver that records them.
+HARNESS = r"""
+#include <cstring>
+#include "edge_model.h"
+
+struct Recorder {
+  char names[2048] = {0};
+  int Add(const char* name) { std::strcat(names, name); std::strcat(names, " "); return 0; }
+%METHODS%
+};
+
+extern "C" {
+const edge::Plan* board_plan() { return &edge_model_plan; }
+const unsigned char* board_data() { return edge_model_data; }
+unsigned board_data_len() { return edge_model_data_len; }
+unsigned board_part_offset(int part) { return edge_model_part_offsets[part]; }
+size_t board_buffer_bytes() { return edge_model_buffer_bytes; }
+int board_threshold_int8() { return edge_model_threshold_int8; }
+double board_threshold() { return edge_model_threshold; }
+int board_operators(char* out) {
+  Recorder recorder;
+  const bool ok = edge_model_register_operators(recorder);
+  std::strcpy(out, recorder.names);
+  return ok ? edge_model_operator_count : -1;
+}
+int board_run(const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const edge::PartRunner* runner, float* p) {
+  return edge::Run(edge_model_plan, image, buffer, buffer_bytes, *runner, p);
+}
+}
+"""
+BEGIN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_size_t))
+INVOKE = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_size_t))
+
+
+class PartRunner(ctypes.Structure):
+    _fields_ = [("context", ctypes.c_void_p), ("begin", BEGIN), ("invoke", INVOKE)]
+
+
+def compile_board(folder: Path, build: Path) -> ctypes.CDLL:
+    """The board's generated files and the runner, with the harness, as a shared library (every file -Werror)."""
+    methods = sorted(set(re.findall(r"resolver\.(\w+)\(\)", (folder / "edge_model.h").read_text())))
+    harness = HARNESS.replace("%METHODS%", "\n".join(f'  int {m}() {{ return Add("{m}"); }}' for m in methods))
+    (folder / "harness.cc").write_text(harness)
+    sources = [folder / name for name in ("harness.cc", "edge_model_data.cc", "edge_model_run.cc")]
+    library = build / f"{folder.name}.so"
+    subprocess.run([CXX, *FLAGS, "-shared", "-o", library, *sources], check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(library))
+
+
+def run_on_tflm(library: ctypes.CDLL, images: np.ndarray, arena_bytes: int) -> np.ndarray:
+    """P(class 1) per image from the C++ runner, each part invoked on TFLite Micro's interpreter."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    library.board_plan.restype = ctypes.c_void_p
+    library.board_data.restype = ctypes.POINTER(ctypes.c_ubyte)
+    library.board_buffer_bytes.restype = ctypes.c_size_t
+    blob = ctypes.string_at(library.board_data(), library.board_data_len())
+    interpreters, inputs, outputs = {}, {}, {}
+
+    def begin(_context, part, size):
+        if part not in interpreters:
+            model = blob[library.board_part_offset(part) :]
+            interpreters[part] = runtime.Interpreter.from_bytes(model, arena_size=arena_bytes)
+        shape = interpreters[part].get_input_details(0)["shape"]
+        inputs[part] = np.zeros(shape, dtype=np.int8)
+        size[0] = inputs[part].size
+        return inputs[part].ctypes.data
+
+    def invoke(_context, part, size):
+        interpreters[part].set_input(inputs[part], 0)
+        interpreters[part].invoke()
+        outputs[part] = np.ascontiguousarray(interpreters[part].get_output(0), dtype=np.int8)
+        size[0] = outputs[part].size
+        return outputs[part].ctypes.data
+
+    runner = PartRunner(None, BEGIN(begin), INVOKE(invoke))
+    buffer = np.zeros(max(1, library.board_buffer_bytes()), dtype=np.int8)
+    probabilities = np.empty(len(images), dtype=np.float32)
+    probability = ctypes.c_float()
+    for index, image in enumerate(images):
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        status = library.board_run(
+            image.ctypes.data_as(ctypes.c_void_p),
+            buffer.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_size_t(library.board_buffer_bytes()),
+            ctypes.byref(runner),
+            ctypes.byref(probability),
+        )
+        assert status == 0, f"edge::Run returned {status}"
+        probabilities[index] = probability.value
+    return probabilities
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """100 real solar-cell images at 32 px, 3 channels, uint8: what the board's preprocessing produces."""
+    cells, labels, _ = data.load_elpv("functional_vs_defective")
+    keep = data.cap_per_class(labels, 50, seed=1)
+    return np.stack([np.repeat(data.resize(cells[i], 32), 3, axis=-1) for i in keep])
+
+
+@pytest.fixture(scope="module")
+def boards(short_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """The contract of a whole-image int8 model and of a 2x2 patch deployment of blocks 0-1, as `firmware` writes."""
+    calibration = images[:16].astype(np.float32)
+    root = tmp_path_factory.mktemp("firmware")
+    whole = conversion.convert(short_classifier, "int8", calibration)
+    deployment = root / "deployment"
+    deployment.mkdir()
+    plan = patch_models.convert_deployment(short_classifier, 1, 2, calibration, deployment)
+    arenas = [tflm.minimum_arena(model) for _, model in patching.parts(deployment)]
+    made = {}
+    for name, blob, board_plan, arena in (
+        ("whole", whole, None, tflm.minimum_arena(whole)),
+        ("patches", (deployment / patching.BUNDLE_FILE).read_bytes(), plan, max(arenas)),
+    ):
+        row = {"threshold": 0.4, "tflm_arena_bytes": arena, "deployment": {"part_arena_bytes": arenas}}
+        folder = root / name
+        folder.mkdir()
+        firmware.write_contract(folder, f"test board: {name}", blob, board_plan, {"arena": arena}, row, PARAMS)
+        made[name] = (folder, {"arena": arena, "model": whole, "deployment": deployment})
+    return made
+
+
+@pytest.mark.parametrize("kind", ["whole", "patches"])
+def test_runner_reproduces_the_pipelines_tflm_answers_bit_for_bit(boards, images, kind, tmp_path):
+    folder, made = boards[kind]
+    library = compile_board(folder, tmp_path)
+    answers = run_on_tflm(library, images, made["arena"] * 2)
+    if kind == "whole":
+        expected = tflm.micro_predict(made["model"], images, made["arena"], workers=1)
+    else:
+        runner = lambda _, model: tflm._micro_runner(model, made["arena"] * 2)  # noqa: E731
+        expected = patching.predict(made["deployment"], images, runner, "")
+    assert len(images) >= 100
+    np.testing.assert_array_equal(answers, expected)
+    # The int8 threshold takes the same decisions as the probability threshold.
+    library.board_threshold.restype = ctypes.c_double
+    threshold, threshold_int8 = library.board_threshold(), library.board_threshold_int8()
+    header = (folder / "edge_model.h").read_text()
+    output_quant = re.findall(r"edge_model_output_quant\[\d+\] = \{(.*)\};", header)[0].split("}, {")[-1]
+    scale, zero_point = (float(v.strip(" {}f")) for v in output_quant.split(","))
+    outputs = np.arange(-128, 128)
+    probabilities = (outputs.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+    np.testing.assert_array_equal(probabilities >= threshold, outputs >= threshold_int8)
+
+
+@pytest.mark.parametrize("kind", ["whole", "patches"])
+def test_operator_registration_lists_every_operator_of_every_part(boards, kind, tmp_path):
+    folder, made = boards[kind]
+    library = compile_board(folder, tmp_path)
+    names = ctypes.create_string_buffer(2048)
+    count = library.board_operators(names)
+    registered = set(names.value.decode().split())
+    models = [made["model"]] if kind == "whole" else [model for _, model in patching.parts(made["deployment"])]
+    expected = set()
+    for model in models:  # LiteRT's own reading of the operators, not the contract's
+        interpreter = litert.reference_interpreter(model)
+        expected |= {contract.resolver_method(op["op_name"]) for op in interpreter._get_ops_details()}
+    assert count == len(registered) and registered == expected
+    if kind == "patches":
+        assert "AddPad" in registered  # the patches pad their borders inside the model
+
+
+def test_header_carries_the_whole_contract(boards):
+    folder, made = boards["patches"]
+    header = (folder / "edge_model.h").read_text()
+    plan = patching.read_plan(made["deployment"])
+    offsets = ", ".join(str(part["offset"]) for part in [*plan["patches"], plan["tail"]])
+    assert f"edge_model_part_offsets[5] = {{{offsets}}};" in header
+    first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])
+    assert "edge_model_input_regions[4] = {\n  {" + first + "}" in header
+    margin = PARAMS["firmware"]["arena_margin"]
+    arena = made["arena"]
+    assert f"edge_model_arena_bytes_measured = {arena};" in header
+    assert f"edge_model_arena_bytes = {arena + int(-(-arena * margin // 16) * 16)};" in header
+    assert "edge_model_threshold = 0.4;" in header and "bilinear" in header
+    assert sorted(p.name for p in folder.iterdir() if p.name != "harness.cc") == sorted(
+        ["edge_model.h", "edge_model_data.cc", *contract.RUNNER_FILES]
+    )
+
+
+def test_quantize_rounds_half_to_even_and_saturates_as_the_pipeline_does(boards, tmp_path):
+    folder, _ = boards["whole"]
+    source = tmp_path / "quantize.cc"
+    source.write_text(
+        '#include "edge_model_run.h"\nextern "C" int quantize(float v, float s, int z) { return edge::Quantize(v, '
+        "{s, z}); }\n"
+    )
+    library = tmp_path / "quantize.so"
+    runner = folder / "edge_model_run.cc"
+    subprocess.run([CXX, *FLAGS, "-shared", "-I", folder, "-o", library, source, runner], check=True)
+    quantize = ctypes.CDLL(str(library)).quantize
+    quantize.argtypes = [ctypes.c_float, ctypes.c_float, ctypes.c_int]
+    values = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300.0, -300.0, 127.4, 12.49], dtype=np.float32)
+    values = np.concatenate([values, np.random.default_rng(0).uniform(-50, 50, 200).astype(np.float32)])
+    for scale, zero_point in ((1.0, 0), (0.9999968, -128), (0.0731, 3)):
+        detail = {"dtype": np.int8, "quantization": (scale, zero_point)}
+        expected = litert.quantize_input(values, detail)
+        got = np.array([quantize(float(v), np.float32(scale), zero_point) for v in values], dtype=np.int8)
+        np.testing.assert_array_equal(got, expected)

@@ -16,17 +16,20 @@ for cfg in "$@"; do
     dir=${SCRATCH:-/tmp/student_seeds}/${name}_ftb$1_e$2_s$seed
     rm -rf "$dir" && mkdir -p "$dir/data" && cd "$dir"
     cp -r "$root/stages" "$root/params.yaml" . && cp -r "$root/data/prepared" "$root/data/unlabeled.npz" "$root/data/teacher.npz" data/
-    python - "$name" "$1" "$2" "$seed" <<'PY'
+    python - "$name" "$1" "$2" "$seed" "$root/benchmarks/student_shapes.yaml" <<'PY'
 import sys
 from pathlib import Path
 
-name, block, epochs, seed = sys.argv[1:]
-text = Path("params.yaml").read_text().replace("seed: 42", f"seed: {seed}", 1)
-start = text.index(f"    {name}:\n")
-for key, value in (("epochs", epochs), ("fine_tune_from_block", block)):
-    at = text.index(f"      {key}: ", start)
-    text = text[:at] + f"      {key}: {value}" + text[text.index("\n", at):]
-Path("params.yaml").write_text(text)
+import yaml
+
+name, block, epochs, seed, extra = sys.argv[1:]
+params = yaml.safe_load(Path("params.yaml").read_text())
+shapes = params["students"]["shapes"]
+if name not in shapes:  # a shape measured on validation and not run by the pipeline
+    shapes[name] = yaml.safe_load(Path(extra).read_text())["shapes"][name]
+params["seed"] = int(seed)
+shapes[name] |= {"epochs": int(epochs), "fine_tune_from_block": int(block)}
+Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 PY
     python -m stages.student --name "$name" > log.txt 2>&1
     python - "$name" "$1" "$2" "$seed" <<'PY'

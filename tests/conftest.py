@@ -20,6 +20,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import stages  # noqa: E402,F401  (sets the Keras 2 switch before TensorFlow loads)
 
+# Modules that build, train, convert or run real models, compile C++, or run the pipeline: the full suite (the CI
+# command) runs them; `pytest -m "not slow"` is the fast tier of pure logic (see CONTRIBUTING.md).
+SLOW_MODULES = {
+    "test_backbones",
+    "test_firmware",
+    "test_litert",
+    "test_lut",
+    "test_model",
+    "test_patch_models",
+    "test_pipeline",
+    "test_pruning",
+    "test_qat",
+    "test_reliability",
+    "test_tflite_bundle",
+    "test_tflm",
+    "test_training",
+}
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def run_module(
     module: str, cwd: Path, *args: str, timeout: int = 600, env: dict | None = None

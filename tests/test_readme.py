@@ -16,16 +16,37 @@ def test_readme_results_block_equals_the_metrics():
     assert result.returncode == 0, result.stderr
 
 
-def test_the_block_shows_every_variant_of_the_summary():
+def test_the_blocks_show_every_variant_and_every_board():
+    import yaml
+
     sys.path.insert(0, str(ROOT / "tools"))
     import readme_results
 
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
-    text = readme_results.block(summary)
-    # variant rows (the first table's header opens the text), the board table's header, a row per board
-    assert text.count("\n| ") == len(summary["variants"]) + 1 + len(summary["recommendation"])
+    results = readme_results.block(summary)
+    assert results.count("\n| ") == len(summary["variants"]) + 1  # the header's separator, then a row per variant
     deploy = summary["variants"]["deploy_int8"]
-    assert f"{deploy['accuracy']:.1%}" in text and f"{deploy['compressed_reduction']:.1f}×" in text
+    assert f"| `deploy_int8` | {deploy['accuracy']:.1%} |" in results
+    targets = yaml.safe_load((ROOT / "params.yaml").read_text())["report"]["targets"]
+    assert readme_results.boards(summary, targets).count("\n| ") == len(summary["recommendation"]) + 1
+
+
+def test_the_readme_is_short_and_for_a_user():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    lines = text.splitlines()
+    assert len(lines) <= 200
+    assert [n for n, line in enumerate(lines, 1) if len(line) > 120] == []
+    assert not re.search(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", text), "a commit hash in the README"
+    for document in (
+        "docs/decisions.md",
+        "docs/benchmarks.md",
+        "docs/design.md",
+        "docs/firmware.md",
+        "CONTRIBUTING.md",
+    ):
+        assert (ROOT / document).exists() and f"]({document}" in text
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

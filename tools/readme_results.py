@@ -1,8 +1,10 @@
-"""Write the README's results block from metrics/summary.json, so every number it shows is the committed run's.
+"""Write the generated blocks of README.md (the per-board answer, the results, what a run costs) from
+metrics/summary.json and benchmarks/results/stage_times.json, and docs/benchmarks.md's table of every recorded run
+from benchmarks/results/stage_times*.json, so every number they show comes from a file.
 
 Usage: python tools/readme_results.py [--check]
-The block sits between the two marker lines below; --check exits 1 when the README is not what the metrics say
-(the test suite runs it).
+Each block sits between its two marker lines; --check exits 1 when a document is not what the files say (the test
+suite runs it).
 """
 
 from __future__ import annotations
@@ -17,76 +19,129 @@ sys.path.insert(0, str(ROOT))
 
 from stages.lib import cells  # noqa: E402
 
-START, END = "<!-- results:start (tools/readme_results.py writes this block) -->", "<!-- results:end -->"
+TIMES = ROOT / "benchmarks/results"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start (tools/readme_results.py writes this block) -->", f"<!-- {name}:end -->"
+
+
+def boards(summary: dict, params_targets: dict) -> str:
+    """Per board: the recommended model, what it scored on TFLite Micro, the RAM and flash it takes."""
+    lines = [
+        "| board | model | TFLM test accuracy | RAM | flash |",
+        "|---|---|---|---|---|",
+    ]
+    for name, choice in summary["recommendation"].items():
+        description = params_targets[name]["description"].split(" (")[0]
+        if not choice["variant"]:
+            lines.append(f"| {description} | nothing fits (see `metrics/report.md`) | – | – | – |")
+            continue
+        row = summary["variants"][choice["variant"]]
+        tflm = row["tflm"]["accuracy"] if row.get("tflm") else summary["micro"]["tflm_accuracy"]
+        lines.append(
+            f"| {description} | `{choice['variant']}` | {tflm:.1%} | {row['tflm_arena_bytes']:,} B "
+            f"({choice['ram_use']:.0%}) | {cells.mb(row['flash_bytes'])} ({choice['flash_use']:.0%}) |"
+        )
+    return "\n".join(lines)
 
 
 def block(summary: dict) -> str:
-    """The markdown between the markers."""
+    """Every variant, compact: test accuracy, the paired change against float32, what it stores and its arena."""
     lines = [
-        "| model | test accuracy (95 % CI) | Δ vs float32, pp (95 % CI) | file | gzip | reduction (gzip) | latency "
-        "| speed-up vs float32 | TFLM arena |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | test accuracy | Δ vs float32, pp (95 % CI) | file | gzip | board stores | TFLM arena |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant, row in summary["variants"].items():
-        speedup = row.get("speedup_vs_float32")
-        speed = f"{speedup['median']:.2f}×" if speedup else "–"
+        arena = f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
+        stored = cells.mb(row["flash_bytes"]) if row["tflm_arena_bytes"] else "–"
         lines.append(
-            f"| {cells.label(row)} | {cells.row_accuracy(row)} | {cells.change_vs_baseline(variant, row)} "
-            f"| {cells.sizes(row)} | {row['latency_ms']['median']:.2f} ms | {speed} | {cells.arena(row)} |"
+            f"| `{variant}` | {row['accuracy']:.1%} | {cells.change_vs_baseline(variant, row)} "
+            f"| {cells.mb(row['size_bytes'])} | {cells.mb(row['compressed_bytes'])} | {stored} | {arena} |"
         )
-    micro = summary["micro"]
     verdicts: dict[str, int] = {}
     for check in summary["conclusions"]:
         verdicts[check["verdict"]] = verdicts.get(check["verdict"], 0) + 1
     lines += [
         "",
-        f"On TensorFlow Lite Micro the deploy model needs a {micro['tflm_arena_bytes']:,}-byte arena and "
-        f"{micro['model_bytes']:,} bytes of flash, and scores {micro['tflm_accuracy']:.1%} on "
-        f"{micro['tflm_test_images']} test images ({micro['tflm_litert_label_agreement']:.1%} label agreement with "
-        f"LiteRT's XNNPACK kernels, {micro['tflm_litert_reference_label_agreement']:.1%} and a largest probability "
-        f"difference of {micro['tflm_litert_reference_max_probability_difference']:.4f} with its reference kernels).",
-        *(
-            line
-            for gain in summary.get("distillation", [])
-            for line in ("", f"Distillation: student {cells.distillation(gain)}.")
-        ),
-        "",
-        "The reference report's conclusions, one claim per row in `metrics/report.md`: "
+        "The seed lab's conclusions, checked one claim per row in `metrics/report.md`: "
         + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
         + ".",
-        "",
-        "| board | recommended (validation AUC / accuracy, test accuracy; LiteRT int8) | why |",
-        "|---|---|---|",
     ]
-    for name, choice in summary["recommendation"].items():
-        chosen = (
-            f"`{choice['variant']}` ({choice['validation_roc_auc']:.3f} / {choice['validation_accuracy']:.1%}, "
-            f"{choice['accuracy']:.1%})"
-            if choice["variant"]
-            else "nothing"
-        )
-        lines.append(f"| {name} | {chosen} | {choice['reason']} |")
     return "\n".join(lines)
 
 
-def render(readme: str, summary: dict) -> str:
-    before, rest = readme.split(START, 1)
-    _, after = rest.split(END, 1)
-    return f"{before}{START}\n{block(summary)}\n{END}{after}"
+def cost(times: dict) -> str:
+    """What the committed default run took, on which machine."""
+    machine = times["machine"]
+    prune = [value for key, value in times["median_step_seconds"].items() if key.startswith("prune@")]
+    return (
+        f"A full `dvc repro` took **{times['total_seconds'] / 60:.0f} min** on a {machine['cores']}-core "
+        f"{machine['cpu']} at {min(prune):.2f}-{max(prune):.2f} s per `prune` step "
+        f"(`benchmarks/results/stage_times.json`; scale by your box's step rate, see docs/benchmarks.md)."
+    )
+
+
+def runs_table() -> str:
+    """docs/benchmarks.md: every recorded default run, newest first, by stage kind."""
+    records = sorted(TIMES.glob("stage_times*.json"), key=lambda path: (path.name != "stage_times.json", path.name))
+    lines = [
+        "| file | machine | total | train | prune (all) | deploy | students | evaluations | micro | prune step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in records:
+        times = json.loads(path.read_text())
+        stages = times["stage_seconds"]
+
+        def total(prefixes: tuple[str, ...], stages: dict = stages) -> str:
+            return f"{sum(v for k, v in stages.items() if k.startswith(prefixes)):,.0f} s"
+
+        prune = [v for k, v in times.get("median_step_seconds", {}).items() if k.startswith("prune@")]
+        step = f"{sum(prune) / len(prune):.2f} s" if prune else "–"
+        lines.append(
+            f"| `{path.name}` | {times['machine']['cores']}-core {times['machine']['cpu']} "
+            f"| {times['total_seconds']:,.0f} s | {total(('train',))} | {total(('prune@',))} | {total(('deploy',))} "
+            f"| {total(('student@', 'teacher'))} | {total(('evaluate',))} | {total(('micro',))} | {step} |"
+        )
+    return "\n".join(lines)
+
+
+def render(text: str, blocks: dict[str, str]) -> str:
+    for name, content in blocks.items():
+        start, end = markers(name)
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = f"{before}{start}\n{content}\n{end}{after}"
+    return text
+
+
+def documents() -> dict[Path, str]:
+    """Each document as the files say it should be."""
+    import yaml
+
+    summary = json.loads((ROOT / "metrics/summary.json").read_text())
+    targets = yaml.safe_load((ROOT / "params.yaml").read_text())["report"]["targets"]
+    times = json.loads((TIMES / "stage_times.json").read_text())
+    readme, benchmarks = ROOT / "README.md", ROOT / "docs/benchmarks.md"
+    return {
+        readme: render(
+            readme.read_text(),
+            {"boards": boards(summary, targets), "results": block(summary), "cost": cost(times)},
+        ),
+        benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README's block differs from the metrics")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated block differs from the files")
     args = parser.parse_args()
-    readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    expected = render(readme, json.loads((ROOT / "metrics/summary.json").read_text()))
-    if args.check:
-        if expected != readme:
-            sys.exit("README.md's results block differs from metrics/summary.json: run python tools/readme_results.py")
-        return
-    readme_path.write_text(expected)
+    for path, expected in documents().items():
+        if path.read_text() == expected:
+            continue
+        if args.check:
+            sys.exit(f"{path.relative_to(ROOT)}'s generated blocks differ from the files: run tools/readme_results.py")
+        path.write_text(expected)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,34 +33,58 @@ def _save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> None:
-    frame = pd.DataFrame(
-        [
-            {
-                "variant": r["variant"],
-                "size": r["compressed_bytes"] / MB,
-                "accuracy": 100 * r["accuracy"],
-                "format": r["format"],
-            }
-            for r in rows
-        ]
+def byte_ticks(axes: plt.Axes) -> None:
+    """Plain KB / MB tick labels on a log-scaled byte axis."""
+
+    def label(value: float, _position: int) -> str:
+        return f"{value / MB:g} MB" if value >= MB else f"{value / 1e3:g} KB"
+
+    axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(label))
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _numbered(axes: plt.Axes, rows: list[dict[str, Any]], xs: list[float], colour: Any = None) -> None:
+    """Each point with its 95 % interval and a number (the key beside the plot names it): labels never collide."""
+    for number, (row, x) in enumerate(zip(rows, xs, strict=True), 1):
+        low, high = (100 * v for v in row["accuracy_ci95"])
+        y = 100 * row["accuracy"]
+        axes.errorbar(x, y, yerr=[[y - low], [high - y]], fmt="o", ms=4, color=colour, alpha=0.8, elinewidth=0.8)
+        axes.annotate(str(number), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
+
+
+def _key(figure: plt.Figure, rows: list[dict[str, Any]], left: float) -> None:
+    figure.text(
+        left,
+        0.5,
+        "\n".join(f"{number:>2} {row['variant']}" for number, row in enumerate(rows, 1)),
+        fontsize=7,
+        family="monospace",
+        va="center",
+        ha="left",
     )
-    figure, axes = plt.subplots(figsize=(9, 6))
-    sns.scatterplot(data=frame, x="size", y="accuracy", hue="format", s=70, ax=axes)
-    front = pareto_front(list(zip(frame["size"], frame["accuracy"], strict=True)))
-    axes.plot(frame["size"].iloc[front], frame["accuracy"].iloc[front], "k--", linewidth=1, label="Pareto front")
-    for _, row in frame.iterrows():
-        axes.annotate(
-            row["variant"], (row["size"], row["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-        )
+
+
+def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test accuracy (95 % interval) against gzip size, every variant numbered, with the Pareto front."""
+    figure, axes = plt.subplots(figsize=(12, 6))
+    sizes = [r["compressed_bytes"] for r in rows]
+    _numbered(axes, rows, sizes, sns.color_palette()[0])
+    points = [(size, 100 * r["accuracy"]) for size, r in zip(sizes, rows, strict=True)]
+    front = pareto_front(points)
+    axes.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto front")
     axes.set(
         xscale="log",
-        xlabel="compressed size, gzip -9 (MB, log scale)",
-        ylabel="test accuracy (%)",
+        xlabel="compressed size, gzip -9 (log scale)",
+        ylabel="test accuracy (%, bar: 95 % interval)",
         title="Accuracy vs compressed size",
     )
-    axes.legend(fontsize=8)
-    _save(figure, path)
+    byte_ticks(axes)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.subplots_adjust(left=0.07, right=0.7, bottom=0.1, top=0.93)
+    _key(figure, rows, 0.72)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def latency(rows: list[dict[str, Any]], path: Path) -> None:
@@ -139,35 +164,35 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
 
 
 def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], path: Path) -> None:
-    """TFLM accuracy against arena and against flash for every int8 model, with each board's budget as a line."""
+    """Test accuracy against RAM and against stored flash for every int8 model, with each board's budget as a line."""
     measured = [r for r in rows if r["tflm_arena_bytes"]]
-    figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
     for axes, key, budget, xlabel in (
         (
             ram_axes,
             "tflm_arena_bytes",
             lambda b: max(b["sram_bytes"], b["psram_bytes"]) - b["ram_reserve_bytes"],
-            "TFLite Micro arena (KB, log scale)",
+            "RAM: TFLite Micro arena (log scale)",
         ),
         (
             flash_axes,
-            "size_bytes",
+            "flash_bytes",
             lambda b: (b["flash_bytes"] - b["flash_reserve_bytes"]) / b["flash_images"],
-            ".tflite size = flash (KB, log scale)",
+            "flash: the bytes a board stores (log scale)",
         ),
     ):
-        points = [(r[key] / 1024, 100 * r["accuracy"]) for r in measured]
-        if points:
-            axes.scatter([x for x, _ in points], [y for _, y in points], s=40)
+        xs = [r[key] for r in measured]
+        _numbered(axes, measured, xs, "black")
+        points = [(x, 100 * r["accuracy"]) for x, r in zip(xs, measured, strict=True)]
         front = pareto_front(points)
-        axes.plot(
-            [points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto front"
-        )
-        for row, (x, y) in zip(measured, points, strict=True):
-            axes.annotate(row["variant"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axes.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto")
         for index, (name, board) in enumerate(boards.items()):
-            axes.axvline(budget(board) / 1024, color=sns.color_palette()[index % 10], linestyle=":", label=name)
-        axes.set(xscale="log", xlabel=xlabel, ylabel="test accuracy (%)")
-        axes.legend(fontsize=7)
+            axes.axvline(budget(board), color=sns.color_palette()[index % 10], linestyle=":", label=name)
+        axes.set(xscale="log", xlabel=xlabel, ylabel="test accuracy (%, bar: 95 % interval)")
+        byte_ticks(axes)
+        axes.legend(fontsize=7, loc="lower right")
     figure.suptitle("What fits a board: accuracy against the memory a microcontroller pays for (lines: budgets)")
-    _save(figure, path)
+    figure.subplots_adjust(left=0.05, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
+    _key(figure, measured, 0.81)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -224,3 +224,20 @@ def test_quantize_rounds_half_to_even_and_saturates_as_the_pipeline_does(boards,
         expected = litert.quantize_input(values, detail)
         got = np.array([quantize(float(v), np.float32(scale), zero_point) for v in values], dtype=np.int8)
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_board_given_the_compressed_deploy_model_gets_its_bytes_and_the_build_note(boards, tmp_path, monkeypatch):
+    _, made = boards["whole"]
+    stored = tmp_path / "repo"
+    (stored / "models/micro").mkdir(parents=True)
+    (stored / "models/micro/int8_lut.tflite").write_bytes(made["model"])  # stands in for micro's compressed file
+    monkeypatch.chdir(stored)
+    shutil.copytree(ROOT / "firmware", stored / "firmware")
+    lut = {"size_bytes": len(made["model"])}
+    row = {"model": "deploy", "format": "int8", "threshold": 0.5, "tflm_arena_bytes": made["arena"], "lut": lut}
+    folder = stored / "board"
+    folder.mkdir()
+    firmware.write_board(folder, "test board", "deploy_int8", row, PARAMS)
+    assert "USE_TFLM_COMPRESSION" in (folder / "README.txt").read_text()
+    source = (folder / "edge_model_data.cc").read_text()
+    assert f"edge_model_data_len = {len(made['model'])};" in source

@@ -64,16 +64,22 @@ BAD = [
     ("prune.fine_tune_from_block", -1, "prune.fine_tune_from_block"),
     ("data.positive_class", "", "data.positive_class"),
     ("convert.formats", ["int8"], "convert.formats"),  # float32 is the reference of every comparison
-    ("students.shapes.b7_64.expand_keep", {"block0": 0.5}, "students.shapes.b7_64.expand_keep.block0"),
-    ("students.shapes.b7_64.expand_keep", {"block1": 0}, "students.shapes.b7_64.expand_keep.block1"),
-    ("students.shapes.b7_64.expand_keep", [0.5], "students.shapes.b7_64.expand_keep"),
+    ("students.shapes.b7_96.expand_keep", {"block0": 0.5}, "students.shapes.b7_96.expand_keep.block0"),
+    ("students.shapes.b7_96.expand_keep", {"block1": 0}, "students.shapes.b7_96.expand_keep.block1"),
+    ("students.shapes.b7_96.expand_keep", [0.5], "students.shapes.b7_96.expand_keep"),
     ("seed", DELETE, "seed"),  # missing key
+    ("prune.epochs_per_10pp", -1, "prune.epochs_per_10pp"),
+    ("prune.learning_rate_schedule", "linear", "prune.learning_rate_schedule"),
+    ("prune.soft_label_weight", 1.5, "prune.soft_label_weight"),
+    ("micro.lut_min_saving_bytes", -1, "micro.lut_min_saving_bytes"),
+    ("firmware.arena_margin", 2, "firmware.arena_margin"),
+    ("report.rank_tolerance", -0.01, "report.rank_tolerance"),
     ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
     ("students.shapes.b7_96.fine_tune_from_block", 8, "students.shapes.b7_96.fine_tune_from_block"),  # ends at 7
-    ("students.shapes.b7_64.patches", {"grid": 1, "through_block": 2}, "students.shapes.b7_64.patches.grid"),
-    ("students.shapes.b7_64.patches", {"grid": 2}, "students.shapes.b7_64.patches.through_block"),  # missing
-    # The tail must hold at least one block: b7_64 ends at 7.
-    ("students.shapes.b7_64.patches", {"grid": 2, "through_block": 7}, "students.shapes.b7_64.patches.through_block"),
+    ("students.shapes.b7_96.patches", {"grid": 1, "through_block": 2}, "students.shapes.b7_96.patches.grid"),
+    ("students.shapes.b7_96.patches", {"grid": 2}, "students.shapes.b7_96.patches.through_block"),  # missing
+    # The tail must hold at least one block: b7_96 ends at 7.
+    ("students.shapes.b7_96.patches", {"grid": 2, "through_block": 7}, "students.shapes.b7_96.patches.through_block"),
 ]
 
 

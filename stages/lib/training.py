@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 from dvclive import Live
+from tqdm import tqdm
 
 from stages.lib import data, scores
 from stages.lib import model as model_lib
@@ -151,7 +152,7 @@ def keras_runner(batch_size: int) -> FrozenRunner:
 def frozen_outputs(predict: Predict, images: np.ndarray, augment: bool) -> np.ndarray:
     """V x N x ...: the frozen blocks' outputs for every image under each dihedral view (the image as it is without
     augment)."""
-    views = range(8 if augment else 1)
+    views = tqdm(range(8 if augment else 1), desc="frozen blocks, once per view", unit="view", leave=False)
     return np.stack([predict(data.dihedral_view(images, v).astype(np.float32)) for v in views])
 
 

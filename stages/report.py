@@ -38,7 +38,7 @@ def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
     """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement. A
     look-up-table-compressed model runs on TFLM's reference kernels (optimized libraries do not read compressed
     tensors), so it takes the board's reference-kernel rate."""
-    rate = board["reference_ns_per_mac"] if row["flash_bytes"] != row["size_bytes"] else board["ns_per_mac"]
+    rate = board["reference_ns_per_mac"] if row.get("lut") else board["ns_per_mac"]
     return row["multiply_accumulates"] * rate / 1e6
 
 

@@ -241,3 +241,39 @@ def test_a_board_given_the_compressed_deploy_model_gets_its_bytes_and_the_build_
     assert "USE_TFLM_COMPRESSION" in (folder / "README.txt").read_text()
     source = (folder / "edge_model_data.cc").read_text()
     assert f"edge_model_data_len = {len(made['model'])};" in source
+
+
+ARM = shutil.which("arm-none-eabi-g++")
+M4_FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Os", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard"]
+M4_FLAGS += ["-mfpu=fpv4-sp-d16", "-fno-exceptions", "-fno-rtti", "-ffunction-sections", "-fdata-sections"]
+
+
+@pytest.mark.skipif(ARM is None, reason="no arm-none-eabi-g++ (.ci/run installs Debian's gcc-arm-none-eabi)")
+def test_runner_cross_compiles_for_a_cortex_m4_at_the_code_size_the_guide_states(tmp_path):
+    """The runner builds for a Cortex-M4 with hardware float, no exceptions and no heap, and links into a program
+    (newlib, no OS); docs/firmware.md states its code size, which this measures."""
+    runner = ROOT / "firmware/edge_model_run.cc"
+    objects = tmp_path / "edge_model_run.o"
+    subprocess.run([ARM, *M4_FLAGS, "-c", runner, "-o", objects], check=True, capture_output=True, text=True)
+    size = subprocess.run(["arm-none-eabi-size", objects], check=True, capture_output=True, text=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    assert data == bss == 0  # no static state: the caller owns every buffer
+    main = tmp_path / "main.cc"
+    main.write_text(
+        '#include "edge_model_run.h"\n'
+        "static int8_t input[12], output[1];\n"
+        "static int8_t* Begin(void*, int, size_t* n) { *n = sizeof input; return input; }\n"
+        "static const int8_t* Invoke(void*, int, size_t* n) { *n = 1; return output; }\n"
+        'extern "C" int main() {\n'
+        "  static const edge::Quant quant[1] = {{1.0f, 0}};\n"
+        "  static const edge::Plan plan = {2, 2, 3, 0, nullptr, nullptr, 0, 0, 0, quant, quant};\n"
+        "  static const uint8_t image[12] = {0};\n"
+        "  float probability = 0;\n"
+        "  return edge::Run(plan, image, nullptr, 0, edge::PartRunner{nullptr, Begin, Invoke}, &probability);\n"
+        "}\n"
+    )
+    program = tmp_path / "m4.elf"
+    link = [ARM, *M4_FLAGS, "-Wl,--gc-sections", "--specs=nosys.specs", "-I", runner.parent, main, runner]
+    subprocess.run([*link, "-o", program], check=True, capture_output=True, text=True)
+    guide = (ROOT / "docs/firmware.md").read_text()
+    assert f"{text:,} bytes of Cortex-M4 code" in guide, f"docs/firmware.md should state {text:,} bytes"

@@ -64,9 +64,8 @@ def block(summary: dict) -> str:
         verdicts[check["verdict"]] = verdicts.get(check["verdict"], 0) + 1
     lines += [
         "",
-        "The seed lab's conclusions, checked one claim per row in `metrics/report.md`: "
-        + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
-        + ".",
+        "The seed lab's conclusions, checked one claim per row in `metrics/report.md`:",
+        ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items())) + ".",
     ]
     return "\n".join(lines)
 
@@ -77,8 +76,8 @@ def cost(times: dict) -> str:
     prune = [value for key, value in times["median_step_seconds"].items() if key.startswith("prune@")]
     return (
         f"A full `dvc repro` took **{times['total_seconds'] / 60:.0f} min** on a {machine['cores']}-core "
-        f"{machine['cpu']} at {min(prune):.2f}-{max(prune):.2f} s per `prune` step "
-        f"(`benchmarks/results/stage_times.json`; scale by your box's step rate, see docs/benchmarks.md)."
+        f"{machine['cpu']} at {min(prune):.2f}-{max(prune):.2f} s per `prune` step\n"
+        "(`benchmarks/results/stage_times.json`; scale by your box's step rate, see docs/benchmarks.md)."
     )
 
 

@@ -5,7 +5,9 @@ Usage, from the repository root: python benchmarks/patch_arenas.py > benchmarks/
 A TFLM arena depends on the graph, not on weight values: each student is Lite0 with its ImageNet weights and an
 untrained head, calibrated on 32 training images. Each line: the shape, the whole-image arena and flash, then per
 grid the largest patch arena, the tail's arena, the RAM (largest part + assembled block output + int8 image) and
-the flash of the parts' blob (shared weights stored once), and of the parts as separate files.
+the flash of the parts' blob (shared weights stored once), and of the parts as separate files; then the same blob
+and whole file stripped of what TFLM never reads (`lut.strip`: tensor names, the weights' per-channel zero points),
+with RAM measured on the stripped parts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.lib import conversion, data, patch_models, patching, paths, tflm  # noqa: E402
+from stages.lib import conversion, data, lut, patch_models, patching, paths, tflite_bundle, tflm  # noqa: E402
 from stages.lib import model as model_lib  # noqa: E402
 
 # (input px, stop after block, through block, grids)
@@ -27,6 +29,7 @@ CASES = [
     (96, 7, 3, (2, 3)),
     (96, 8, 2, (2,)),
     (96, 10, 2, (2,)),
+    (96, 10, 3, (3,)),
     (112, 7, 2, (3,)),
     (112, 7, 3, (3,)),
     (128, 7, 3, (3, 4)),
@@ -41,16 +44,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             whole = Path(scratch) / "whole.tflite"
             whole.write_bytes(conversion.convert(model, "int8", images))
-            line = f"b{stop} {size} px: whole {tflm.minimum_arena(whole):,} B arena, {whole.stat().st_size:,} B flash"
+            stripped_whole, _ = lut.strip(whole.read_bytes())
+            line = (
+                f"b{stop} {size} px: whole {tflm.minimum_arena(whole):,} B arena, {whole.stat().st_size:,} B flash "
+                f"({len(stripped_whole):,} B stripped)"
+            )
             for grid in grids:
                 folder = Path(scratch) / f"grid{grid}"
                 folder.mkdir()
                 plan = patch_models.convert_deployment(model, block, grid, images, folder)
                 arenas = [tflm.minimum_arena(part) for _, part in patching.parts(folder)]
+                stripped = [lut.strip(part)[0] for _, part in patching.parts(folder)]
+                stripped_ram = patching.ram_bytes(plan, [tflm.minimum_arena(part) for part in stripped])
                 line += (
                     f"; blocks 0-{block} in {grid}x{grid}: largest patch {max(arenas[:-1]):,} B, tail {arenas[-1]:,} B,"
                     f" RAM {patching.ram_bytes(plan, arenas):,} B, flash {patching.flash_bytes(folder):,} B"
-                    f" ({plan['separate_bytes']:,} B as separate files)"
+                    f" ({plan['separate_bytes']:,} B as separate files; stripped: flash"
+                    f" {len(tflite_bundle.bundle(stripped)[0]):,} B, RAM {stripped_ram:,} B)"
                 )
         print(line, flush=True)
 

@@ -78,6 +78,7 @@ def run(sparsity: float, seed: int, overrides: dict, scratch: Path) -> dict:
         "sparsity": sparsity,
         "seed": seed,
         "overrides": overrides,
+        "prune": params["prune"],  # the whole recipe the run used, so the record stands on its own
         **json.loads(scored.stdout.splitlines()[-1]),
         "epochs": metrics["epochs"],
         "prune_seconds": round(seconds, 1),

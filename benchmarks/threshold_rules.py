@@ -32,11 +32,13 @@ MODELS = {
     "student b7_64_labels int8": ("students/b7_64_labels", "int8"),
 }
 RESAMPLES, SEED = 300, 0
+# The candidates' decimals and the logit clip, as params.yaml's `threshold` section has them.
+DECIMALS, CLIP = 4, 1e-4
 
 
 def plateau_median(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The median of every candidate threshold that reaches the best accuracy (the middle of the plateau)."""
-    return float(np.median(scores.best_accuracy_thresholds(probabilities, labels)))
+    return float(np.median(scores.best_accuracy_thresholds(probabilities, labels, DECIMALS)))
 
 
 def bagged(probabilities: np.ndarray, labels: np.ndarray, resamples: int = 100) -> float:
@@ -45,13 +47,13 @@ def bagged(probabilities: np.ndarray, labels: np.ndarray, resamples: int = 100) 
     picks = []
     for _ in range(resamples):
         index = rng.integers(0, len(labels), len(labels))
-        picks.append(scores.accuracy_threshold(probabilities[index], labels[index]))
+        picks.append(scores.accuracy_threshold(probabilities[index], labels[index], DECIMALS))
     return float(np.median(picks))
 
 
 RULES = {
-    "logistic": scores.logistic_threshold,
-    "accuracy": scores.accuracy_threshold,
+    "logistic": lambda p, y: scores.logistic_threshold(p, y, CLIP),
+    "accuracy": lambda p, y: scores.accuracy_threshold(p, y, DECIMALS),
     "plateau_median": plateau_median,
     "bagged_accuracy": bagged,
     "class_prior (1 - positive share)": lambda p, y: float(1 - y.mean()),

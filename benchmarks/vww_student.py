@@ -98,7 +98,7 @@ def main() -> None:
         (images, wanted),
         validation,
         epochs=args.epochs,
-        learning_rate=training.cosine_schedule(args.learning_rate, steps),
+        learning_rate=training.cosine_schedule(args.learning_rate, steps, 0.0),
         callbacks=[stopper],
         initial_epoch=config["head_epochs"],
         **common,

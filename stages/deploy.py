@@ -50,8 +50,8 @@ def main() -> None:
     quantized = qat.quantization_aware(model, preserve_clusters=config["method"] == "pcqat")
     # The int8 calibration images, also QAT's starting activation ranges (tfmot's own start, [-6, 6], cost 6 pp).
     representative = data.representative_images(train[0], params["convert"]["representative_samples"], seed)
-    qat.calibrate_activation_ranges(quantized, model, representative)
-    calibrated = training.threshold_and_test_probabilities(quantized, validation, test[0], params["threshold"]["rule"])
+    qat.calibrate_activation_ranges(quantized, model, representative, config["calibration_batch"])
+    calibrated = training.threshold_and_test_probabilities(quantized, validation, test[0], params["threshold"])
     live = training.open_live(paths.live_folder("deploy/qat"))
     training.fit(
         quantized,
@@ -65,7 +65,7 @@ def main() -> None:
     live.end()
 
     threshold, probabilities = training.threshold_and_test_probabilities(
-        quantized, validation, test[0], params["threshold"]["rule"]
+        quantized, validation, test[0], params["threshold"]
     )
     flatbuffer = conversion.convert(quantized, "int8", representative)
     tflite_file = paths.tflite_path("deploy", "int8")
@@ -74,7 +74,7 @@ def main() -> None:
         folder.mkdir()
         meta = {"variant": "deploy", "method": config["method"], "threshold": threshold, "sparsity_target": sparsity}
         model_lib.save_predictions(folder, meta, probabilities)
-    qat_scores = scores.classification_scores(test[1], probabilities, threshold)
+    qat_accuracy = scores.accuracy(test[1], probabilities, threshold)
     write_json(
         paths.DEPLOY_METRICS,
         {
@@ -83,18 +83,13 @@ def main() -> None:
             "sparsity_after_pruning": pruned_sparsity,
             "max_unique_weights_per_kernel": unique_weights,
             # What QAT training adds to the calibrated starting point (each at its own validation threshold).
-            "calibrated_keras_test_accuracy": scores.classification_scores(test[1], calibrated[1], calibrated[0])[
-                "accuracy"
-            ],
-            "qat_keras_test_accuracy": qat_scores["accuracy"],
+            "calibrated_keras_test_accuracy": scores.accuracy(test[1], calibrated[1], calibrated[0]),
+            "qat_keras_test_accuracy": qat_accuracy,
             "size_bytes": len(flatbuffer),
             "compressed_bytes": litert.compressed_size(flatbuffer),
         },
     )
-    print(
-        f"deploy: {config['method']} at {sparsity}: QAT test accuracy {qat_scores['accuracy']:.4f}, "
-        f"{len(flatbuffer):,} bytes"
-    )
+    print(f"deploy: {config['method']} at {sparsity}: QAT test accuracy {qat_accuracy:.4f}, {len(flatbuffer):,} bytes")
 
 
 if __name__ == "__main__":

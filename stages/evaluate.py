@@ -48,7 +48,7 @@ def main() -> None:
     probabilities = run(images, "LiteRT (test)")
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
-    result = scores.classification_scores(labels, probabilities, threshold)
+    result = scores.classification_scores(labels, probabilities, threshold, params["statistics"]["confidence"])
     keras_baseline = np.load(paths.keras_folder("baseline") / paths.PROBABILITIES_FILE)
     baseline_threshold = read_json(paths.keras_folder("baseline") / paths.META_FILE)["threshold"]
     predicted = probabilities >= threshold
@@ -107,8 +107,8 @@ def main() -> None:
             micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
         else:
             micro = tflm.micro_predict_deployment(deployment, images, result["deployment"]["part_arena_bytes"])
-        micro_scores = scores.classification_scores(labels, micro, threshold)
-        keys = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "balanced_accuracy")
+        micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])
+        keys = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}
         write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
     # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from stages.lib import c_array, contract, patching, paths
+from stages.lib import c_array, contract, patching, paths, rows
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json
 
@@ -34,7 +34,7 @@ def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict
             "image": deployment["input_bytes"],
         }
         return (folder / patching.BUNDLE_FILE).read_bytes(), patching.read_plan(folder), ram
-    if row.get("lut"):  # what the board stores: the look-up-table-compressed file `micro` checked
+    if rows.lut_compressed(row):  # what the board stores: the look-up-table-compressed file `micro` checked
         return (paths.MICRO_FOLDER / paths.LUT_FILE).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
     return paths.tflite_path(row["model"], row["format"]).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
 
@@ -43,7 +43,7 @@ def write_board(folder: Path, description: str, variant: str, row: dict[str, Any
     """One board's folder: the contract header, the model's bytes, the runner (and the note for a compressed model)."""
     data, plan, ram = board_model(row)
     write_contract(folder, f"{description}: {variant}", data, plan, ram, row, params)
-    if row.get("lut"):
+    if rows.lut_compressed(row):
         (folder / "README.txt").write_text(LUT_NOTE)
 
 

@@ -1,7 +1,7 @@
 """Stage `micro`: check the deploy model on TensorFlow Lite Micro (arena, accuracy, agreement with LiteRT's
 optimized and reference kernels) and export it as a C array for a firmware build; where its clustered kernels shrink
-under TFLM's look-up-table compression, also the compressed model (`int8_lut`), checked to give TFLM's uncompressed
-outputs on every test image."""
+under TFLM's look-up-table compression, also the compressed model (`int8_lut`: stripped of what TFLM never reads,
+then those kernels as table indices), checked to give TFLM's uncompressed outputs on every test image."""
 
 from __future__ import annotations
 
@@ -30,12 +30,11 @@ def lut_check(compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompr
     started = time.perf_counter()
     micro = tflm.micro_predict(compressed, images, arena)
     seconds_per_image = (time.perf_counter() - started) / len(labels)
-    micro_scores = scores.classification_scores(labels, micro, threshold)
     return {
         "size_bytes": len(compressed),
         "compressed_bytes": litert.compressed_size(compressed),
         "tflm_arena_bytes": arena,
-        "tflm_accuracy": micro_scores["accuracy"],
+        "tflm_accuracy": scores.accuracy(labels, micro, threshold),
         "tflm_outputs_equal_uncompressed": bool(np.array_equal(micro, uncompressed)),
         "tflm_images_differing_from_uncompressed": int((micro != uncompressed).sum()),
         "tflm_host_seconds_per_image": round(seconds_per_image, 4),
@@ -62,24 +61,22 @@ def main() -> None:
     # LiteRT's reference kernels do the plain integer arithmetic TFLM's reference kernels also do: agreement with
     # them separates a kernel difference (XNNPACK's rounding) from a runtime defect.
     reference = litert.predict(litert.reference_interpreter(path), images, "LiteRT (reference kernels)")
-    micro_scores = scores.classification_scores(labels, micro, threshold)
+    micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])
 
     model = path.read_bytes()
-    compressed = lut.compress(model, params["micro"]["lut_min_saving_bytes"])
+    stripped, removed = lut.strip(model)
+    compressed = lut.compress(stripped, params["micro"]["lut_min_saving_bytes"])
     lut_metrics = None
     if compressed is not None:
         lut_metrics = lut_check(compressed[0], images, labels, micro, threshold) | lut.summary(compressed[1])
+        lut_metrics |= {"stripped": removed | {"bytes_saved": len(model) - len(stripped)}}
     source, header = c_array.c_array(model, paths.C_ARRAY_NAME, arena)
     with atomic_path(paths.MICRO_FOLDER) as folder:
         folder.mkdir()
         (folder / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
         (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
         if compressed is not None:
-            (folder / paths.LUT_FILE).write_bytes(compressed[0])
-            name = f"{paths.C_ARRAY_NAME}_lut"
-            source, header = c_array.c_array(compressed[0], name, lut_metrics["tflm_arena_bytes"])
-            (folder / f"{name}.cc").write_text(source)
-            (folder / f"{name}.h").write_text(header)
+            (folder / paths.LUT_FILE).write_bytes(compressed[0])  # `firmware` writes its C array for a board
     write_json(
         paths.MICRO_METRICS,
         {
@@ -87,10 +84,10 @@ def main() -> None:
             "tflm_arena_bytes": arena,
             "tflm_test_images": len(labels),
             "tflm_accuracy": micro_scores["accuracy"],
-            "tflm_accuracy_ci95": [micro_scores["accuracy_ci95_low"], micro_scores["accuracy_ci95_high"]],
+            "tflm_accuracy_ci": [micro_scores["accuracy_ci_low"], micro_scores["accuracy_ci_high"]],
             "tflm_balanced_accuracy": micro_scores["balanced_accuracy"],
             "litert_kernels": kernels,
-            "litert_accuracy_same_images": scores.classification_scores(labels, optimized, threshold)["accuracy"],
+            "litert_accuracy_same_images": scores.accuracy(labels, optimized, threshold),
             **_agreement("litert", micro, optimized, threshold),
             **_agreement("litert_reference", micro, reference, threshold),
             "tflm_host_seconds_per_image": round(seconds_per_image, 4),

@@ -12,14 +12,6 @@ from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_json
 
 
-def targets(params: dict, labels: np.ndarray) -> np.ndarray:
-    """What the pruned model learns: `prune.soft_label_weight` x the baseline's soft labels (`teacher`) + the rest x
-    the labels (distillation from the model being pruned); the labels alone at weight 0."""
-    weight = params["prune"]["soft_label_weight"]
-    wanted = labels.astype(np.float32)
-    return wanted if weight == 0 else weight * np.load(paths.TEACHER)["train"] + (1 - weight) * wanted
-
-
 def prune_baseline(params: dict, sparsity: float) -> tuple:
     """The baseline pruned to `sparsity` and fine-tuned, stripped of its wrappers; plus its measured sparsity and
     the fine-tune's epochs (run, and the one kept)."""
@@ -36,18 +28,19 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
         )
     epochs = pruning.epochs_for(sparsity, config["epochs"], config["epochs_per_10pp"])
     steps = training.steps_per_epoch(len(train[1]), batch_size)
-    _, ramp_end = pruning.schedule(sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"])
-    wrapped = pruning.prune(
-        model, sparsity, epochs * steps, config["min_layer_weights"], config["mask_updates"], config["ramp_fraction"]
+    polynomial, ramp_end = pruning.schedule(
+        sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
     )
-    learning_rate = config["learning_rate"]
+    wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
+    learning_rate, floor = config["learning_rate"], params["train"]["learning_rate_floor"]  # floor: cosine only
     if config["learning_rate_schedule"] == "cosine":
-        learning_rate = training.cosine_schedule(learning_rate, epochs * steps)
-    keep = pruning.KeepBestAtTarget(ramp_end, steps)
+        learning_rate = training.cosine_schedule(learning_rate, epochs * steps, floor)
+    keep = pruning.keep_best_at_target(ramp_end, steps, epochs, *training.monitor(params["train"]["best_epoch_metric"]))
     live = training.open_live(paths.live_folder(f"prune/{sparsity}"))
     training.fit(
         wrapped,
-        (train[0], targets(params, train[1])),
+        # Distillation from the model being pruned: the baseline's soft labels (`teacher`) mixed with the labels.
+        (train[0], data.mixed_targets(train[1], np.load(paths.TEACHER)["train"], config["soft_label_weight"])),
         validation,
         epochs=epochs,
         learning_rate=learning_rate,
@@ -59,11 +52,11 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
     )
     live.end()
     stripped = pruning.strip(wrapped)
-    kept = None if keep.best_epoch is None else keep.best_epoch + 1
+    kept = None if keep.best_weights is None else keep.best_epoch + 1
     return (
         stripped,
         pruning.weight_sparsity(stripped),
-        {"fine_tune": epochs, "kept": kept, "kept_validation_auc": keep.best},
+        {"fine_tune": epochs, "kept": kept, f"kept_validation_{keep.monitor.removeprefix('val_')}": float(keep.best)},
     )
 
 
@@ -78,7 +71,7 @@ def main() -> None:
     model, sparsity_measured, epochs = prune_baseline(params, sparsity)
     validation, test = data.load_split(paths.PREPARED, "validation"), data.load_split(paths.PREPARED, "test")
     threshold, probabilities = training.threshold_and_test_probabilities(
-        model, validation, test[0], params["threshold"]["rule"]
+        model, validation, test[0], params["threshold"]
     )
     with atomic_path(paths.keras_folder(paths.pruned_model(sparsity))) as folder:
         folder.mkdir()

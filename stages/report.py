@@ -11,7 +11,7 @@ from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_t
 from stages.lib.litert import COMPRESSION
 
 HEADER = (
-    "| model | test accuracy (95 % CI) | Δ vs float32, pp (95 % CI) | McNemar p | file size | compressed "
+    "| model | test accuracy ({level} CI) | Δ vs float32, pp ({level} CI) | McNemar p | file size | compressed "
     "| reduction (gzip vs gzip) | kernel zeros in file | latency median (IQR) | speed-up vs float32 (IQR) "
     "| balanced accuracy | TFLM arena |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -38,7 +38,7 @@ def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
     """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement. A
     look-up-table-compressed model runs on TFLM's reference kernels (optimized libraries do not read compressed
     tensors), so it takes the board's reference-kernel rate."""
-    rate = board["reference_ns_per_mac"] if row.get("lut") else board["ns_per_mac"]
+    rate = board["reference_ns_per_mac"] if rows.lut_compressed(row) else board["ns_per_mac"]
     return row["multiply_accumulates"] * rate / 1e6
 
 
@@ -47,7 +47,7 @@ def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
     if row["tflm"]:
         return cells.tflm_accuracy(row["tflm"])
     if row["model"] == "deploy":
-        return cells.accuracy(micro["tflm_accuracy"], *micro["tflm_accuracy_ci95"])
+        return cells.accuracy(micro["tflm_accuracy"], *micro["tflm_accuracy_ci"])
     return "not run"
 
 
@@ -55,7 +55,7 @@ def board_matrix(
     table: list[dict[str, Any]], advice: dict[str, dict], micro: dict[str, Any], params: dict
 ) -> list[str]:
     """Every int8 model against every board: fits or the shortfall, the share of RAM and flash, estimated latency."""
-    targets = params["report"]["targets"]
+    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
     measured = [row for row in table if row["tflm_arena_bytes"]]
     lines = [
         "",
@@ -68,7 +68,9 @@ def board_matrix(
         "TFLM accuracy: the whole test split on TensorFlow Lite Micro where it was run (students, the deploy model); "
         "the recommendation ranks by the validation scores (LiteRT int8) every row has.",
         "",
-        "| model | arena | flash | validation AUC / accuracy | TFLM accuracy (95 % CI) | " + " | ".join(targets) + " |",
+        f"| model | arena | flash | validation AUC / accuracy | TFLM accuracy ({level} CI) | "
+        + " | ".join(targets)
+        + " |",
         "|---|---|---|---|---|" + "---|" * len(targets),
     ]
     for row in measured:
@@ -101,7 +103,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
     students = [row for row in table if row["model"].startswith("students/")]
     if not students:
         return []
-    targets = params["report"]["targets"]
+    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
     unlabeled = (
         ", plus the teacher's labels of elpv's unlabeled cells (p = 1/3, 2/3)" if params["distill"]["unlabeled"] else ""
     )
@@ -117,9 +119,8 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
         "kernels). Accuracy on TensorFlow Lite Micro over the whole test split is what a device computes. "
         "Latency: MACs × a published ns per MAC for each board (`ns_per_mac_source` in params.yaml), an estimate.",
         "",
-        "| student | MACs | flash | TFLM arena | TFLM accuracy (95 % CI) | Δ TFLM vs float32 baseline, pp (95 % CI) | "
-        + " | ".join(f"est. ms, {name}" for name in targets)
-        + " |",
+        f"| student | MACs | flash | TFLM arena | TFLM accuracy ({level} CI) "
+        f"| Δ TFLM vs float32 baseline, pp ({level} CI) | " + " | ".join(f"est. ms, {name}" for name in targets) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(targets),
     ]
     for row in students:
@@ -144,7 +145,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
         ]
     for gain in gains:
         mcnemar = f"McNemar p {gain['mcnemar_p']:.2f}"
-        lines += ["", f"Distillation: {cells.distillation(gain, mcnemar)}."]
+        lines += ["", f"Distillation: {cells.distillation(gain, level, mcnemar)}."]
     return ["", *lines]
 
 
@@ -159,7 +160,10 @@ def lut_lines(micro: dict[str, Any]) -> list[str]:
         f"- Under TFLM's look-up-table compression (`int8_lut`, what a board stores): {lut['size_bytes']:,} bytes "
         f"({lut['size_bytes'] / micro['model_bytes']:.2f}× the int8 file; gzip {lut['compressed_bytes']:,}); "
         f"{lut['kernels']} kernels as per-channel table indices ({bits}): {lut['kernel_bytes_int8']:,} → "
-        f"{lut['kernel_bytes_lut']:,} bytes. Arena with the decompression scratch {lut['tflm_arena_bytes']:,} bytes; "
+        f"{lut['kernel_bytes_lut']:,} bytes; first stripped of what TFLM never reads "
+        f"({lut['stripped']['bytes_saved']:,} bytes: {lut['stripped']['tensor_name_bytes']:,} of tensor names, "
+        f"{lut['stripped']['zero_points_collapsed']:,} per-channel zero points of zero weights). "
+        f"Arena with the decompression scratch {lut['tflm_arena_bytes']:,} bytes; "
         f"TFLM outputs {same} to the uncompressed model's on all {micro['tflm_test_images']} test images "
         f"({lut['tflm_images_differing_from_uncompressed']} differ); {lut['tflm_host_seconds_per_image']:.3f} s per "
         "image on this host."
@@ -177,6 +181,8 @@ def render(
     """The markdown report."""
     base = rows.find(table, comparison.BASELINE)
     config, rule = params["report"], params["threshold"]["rule"]
+    level = cells.level(params["statistics"]["confidence"])
+    share = config["claims"]["faster_share"]
     high = verdicts.translated_accuracy(
         config["claims"]["high_accuracy"], config["claims"]["reference_baseline_accuracy"], base["accuracy"]
     )
@@ -185,9 +191,9 @@ def render(
         "",
         f"Test split: {len(base['correct'])} images, never used for training, early stopping, thresholds, "
         f"calibration or any setting. Each model's decision threshold is its own, chosen on validation by the "
-        f"`{rule}` rule ({params_lib.THRESHOLD_RULES[rule]}). Accuracy intervals: 95 % Wilson score. "
+        f"`{rule}` rule ({params_lib.THRESHOLD_RULES[rule]}). Accuracy intervals: {level} Wilson score. "
         "Δ: accuracy minus the float32 "
-        "baseline's on the same images, 95 % paired bootstrap interval "
+        f"baseline's on the same images, {level} paired bootstrap interval "
         f"({config['bootstrap_resamples']:,} resamples of the test images); McNemar: exact, "
         f"two-sided. Compressed: {COMPRESSION}. Kernel zeros: the share of zero values over every conv, depthwise and "
         "dense kernel stored in that `.tflite` (one denominator for every row; int8 rounding zeroes a few weights "
@@ -199,15 +205,15 @@ def render(
         "",
         "## Every variant",
         "",
-        HEADER,
+        HEADER.format(level=level),
         *(_row(row) for row in table),
         "",
         "## The reference report's conclusions, checked",
         "",
-        f"Each claim is one row, decided by its interval: **supported** when the whole 95 % interval is on the claim's "
-        "side, **not supported** when it is wholly on the other side, **inconclusive** when the interval straddles "
-        f'the threshold (this test split is too small to decide). "Costs little" means a loss under '
-        f'{config["claims"]["small_cost_pp"]:g} pp (non-inferiority margin); "faster" means three quarters of the '
+        f"Each claim is one row, decided by its interval: **supported** when the whole {level} interval is on the "
+        "claim's side, **not supported** when it is wholly on the other side, **inconclusive** when the interval "
+        f'straddles the threshold (this test split is too small to decide). "Costs little" means a loss under '
+        f'{config["claims"]["small_cost_pp"]:g} pp (non-inferiority margin); "faster" means {share:.0%} of the '
         f"paired speed-ups reach {config['claims']['faster_ratio']:g}× (not supported when their median does not). "
         "The reference report's absolute "
         f'"> {config["claims"]["high_accuracy"]:.0%}" was stated against its own '
@@ -222,8 +228,8 @@ def render(
         "",
         f"- Tensor arena (smallest that TFLM allocates, measured): {micro['tflm_arena_bytes']:,} bytes; "
         f"model (flash): {micro['model_bytes']:,} bytes.",
-        f"- Accuracy on TFLM: {micro['tflm_accuracy']:.1%} (95 % CI {micro['tflm_accuracy_ci95'][0]:.1%}–"
-        f"{micro['tflm_accuracy_ci95'][1]:.1%}) on {micro['tflm_test_images']} test images; LiteRT "
+        f"- Accuracy on TFLM: {micro['tflm_accuracy']:.1%} ({level} CI {micro['tflm_accuracy_ci'][0]:.1%}–"
+        f"{micro['tflm_accuracy_ci'][1]:.1%}) on {micro['tflm_test_images']} test images; LiteRT "
         f"({micro['litert_kernels']}) on the same images: {micro['litert_accuracy_same_images']:.1%}.",
         f"- Agreement with LiteRT's optimized kernels: labels {micro['tflm_litert_label_agreement']:.1%}, probability "
         f"difference median {micro['tflm_litert_median_probability_difference']:.4f}, largest "
@@ -248,7 +254,7 @@ def render(
         "`report.rank_tolerance`). The table then shows what the chosen model measured on the test split. RAM "
         "used: the share of the memory the arena lands in (SRAM, else PSRAM).",
         "",
-        "| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy (95 % CI) | RAM used "
+        f"| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy ({level} CI) | RAM used "
         "| flash used | est. latency | why |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -279,17 +285,19 @@ def render(
 def main() -> None:
     params = params_lib.load()
     config = params["report"]
-    table = comparison.compare_to_baseline(rows.collect(params), config["bootstrap_resamples"], params["seed"])
+    bootstrap = (config["bootstrap_resamples"], params["seed"], params["statistics"]["confidence"])
+    table = comparison.compare_to_baseline(rows.collect(params), *bootstrap)
     micro = read_json(paths.MICRO_METRICS)
     checks = verdicts.conclusions(table, params)
     advice = recommendation.recommend(table, params)
-    gains = comparison.distillation_gains(table, params, config["bootstrap_resamples"], params["seed"])
+    gains = comparison.distillation_gains(table, params, *bootstrap)
     with atomic_path(paths.REPORT_FIGURES) as folder:
         folder.mkdir()
-        figures.accuracy_vs_size(table, folder / "accuracy_vs_size.png")
+        level = cells.level(params["statistics"]["confidence"])
+        figures.accuracy_vs_size(table, level, folder / "accuracy_vs_size.png")
         figures.latency(table, folder / "latency.png")
         figures.accuracy_vs_sparsity(table, folder / "accuracy_vs_sparsity.png")
-        figures.accuracy_vs_memory(table, config["targets"], folder / "accuracy_vs_memory.png")
+        figures.accuracy_vs_memory(table, config["targets"], level, folder / "accuracy_vs_memory.png")
         lives = {"train": paths.live_folder("train")}
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
         figures.training_curves(lives, folder / "training_curves.png")

@@ -19,12 +19,10 @@ from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_
 
 def targets(params: dict, shape: dict, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Training images and targets: labels, or teacher and labels mixed plus the teacher-labelled unlabeled cells."""
-    wanted = labels.astype(np.float32)
     if not shape["distill"]:
-        return images, wanted, 0
+        return images, labels.astype(np.float32), 0
     distill, teacher = params["distill"], np.load(paths.TEACHER)
-    weight = distill["soft_label_weight"]
-    wanted = weight * teacher["train"] + (1 - weight) * wanted
+    wanted = data.mixed_targets(labels, teacher["train"], distill["soft_label_weight"])
     if not distill["unlabeled"]:
         return images, wanted, 0
     unlabeled = data.resize_all(data.load_unlabeled(paths.UNLABELED), images.shape[1])
@@ -73,6 +71,8 @@ def main() -> None:
         learning_rate=config["learning_rate"],
         fine_tune_from_block=shape["fine_tune_from_block"],
         early_stopping_patience=config["early_stopping_patience"],
+        best_epoch_metric=params["train"]["best_epoch_metric"],
+        learning_rate_floor=params["train"]["learning_rate_floor"],
         batch_size=config["batch_size"],
         augment=params["train"]["augment"],
         seed=seed,
@@ -109,10 +109,10 @@ def main() -> None:
         stored = flatbuffer
         int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
     float_validation = model_lib.predict(model, validation[0])
-    float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"]["rule"])
-    threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"]["rule"])
-    float_accuracy = scores.classification_scores(validation[1], float_validation, float_threshold)["accuracy"]
-    int8_accuracy = scores.classification_scores(validation[1], int8_validation, threshold)["accuracy"]
+    float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"])
+    threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"])
+    float_accuracy = scores.accuracy(validation[1], float_validation, float_threshold)
+    int8_accuracy = scores.accuracy(validation[1], int8_validation, threshold)
 
     meta = {"variant": paths.variant_name(paths.student_model(name), "int8"), "threshold": threshold, **shape}
     with atomic_path(paths.keras_folder(paths.student_model(name))) as folder:

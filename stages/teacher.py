@@ -46,8 +46,8 @@ def main() -> None:
         paths.TEACHER_METRICS,
         {
             "views": views,
-            "validation_accuracy_one_view": scores.classification_scores(validation[1], one, threshold)["accuracy"],
-            "validation_accuracy_views": scores.classification_scores(validation[1], averaged, threshold)["accuracy"],
+            "validation_accuracy_one_view": scores.accuracy(validation[1], one, threshold),
+            "validation_accuracy_views": scores.accuracy(validation[1], averaged, threshold),
             "train_images": len(train_soft),
             "train_agreement_with_labels": float(((train_soft >= threshold) == train[1]).mean()),
             "unlabeled_images": len(unlabeled_soft),

@@ -36,6 +36,8 @@ def main() -> None:
             learning_rate=config["learning_rate"],
             fine_tune_from_block=config["fine_tune_from_block"],
             early_stopping_patience=config["early_stopping_patience"],
+            best_epoch_metric=config["best_epoch_metric"],
+            learning_rate_floor=config["learning_rate_floor"],
             batch_size=batch_size,
             augment=config["augment"],
             seed=seed,
@@ -45,7 +47,7 @@ def main() -> None:
     live.end()
 
     threshold, probabilities = training.threshold_and_test_probabilities(
-        model, validation, test[0], params["threshold"]["rule"]
+        model, validation, test[0], params["threshold"]
     )
     test_scores = scores.classification_scores(test[1], probabilities, threshold)
     meta = {"variant": "baseline", "threshold": threshold, "sparsity_target": 0.0}

@@ -117,7 +117,8 @@ def pruned(short_classifier, elpv_images):
     net = copy_model(short_classifier)
     model.set_trainable(net, from_block=0)
     steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs
-    wrapped = pruning.prune(net, 0.6, steps, min_weights=0, mask_updates=20, ramp_fraction=0.5)
+    polynomial, _ = pruning.schedule(0.6, steps, 20, 0.5, 3)
+    wrapped = pruning.prune(net, polynomial, min_weights=0)
     fit_briefly(wrapped, images, labels, 4, pruning.callbacks())
     return pruning.strip(wrapped)
 

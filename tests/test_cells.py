@@ -17,7 +17,7 @@ def test_labels_name_each_kind_of_variant():
 def test_numbers_keep_their_sign_interval_and_units():
     row = {
         "accuracy": 0.934,
-        "accuracy_ci95": [0.902, 0.956],
+        "accuracy_ci": [0.902, 0.956],
         "accuracy_change": {"pp": 0.0, "low_pp": -2.4, "high_pp": 2.4},
         "size_bytes": 950_000,
         "compressed_bytes": 730_000,
@@ -40,7 +40,8 @@ def test_distillation_sentence_closes_its_own_brackets():
         "`b7_64` minus its labels-only control `b7_64_labels` on TFLite Micro: -1.2 pp "
         "(95 % paired bootstrap interval -3.3 to +0.9"
     )
-    assert cells.distillation(gain) == head + ")"
-    assert cells.distillation(gain, "McNemar p 0.39") == head + "; McNemar p 0.39)"
-    tflm = {"accuracy": 0.892, "accuracy_ci95_low": 0.854, "accuracy_ci95_high": 0.921}
+    assert cells.level(0.95) == "95 %" and cells.level(0.9) == "90 %"
+    assert cells.distillation(gain, "95 %") == head + ")"
+    assert cells.distillation(gain, "95 %", "McNemar p 0.39") == head + "; McNemar p 0.39)"
+    tflm = {"accuracy": 0.892, "accuracy_ci_low": 0.854, "accuracy_ci_high": 0.921}
     assert cells.tflm_accuracy(tflm) == "89.2% (85.4%–92.1%)"

@@ -14,7 +14,7 @@ def _row(variant: str, correct: list[int], size: int = 100) -> dict:
 def test_identical_predictions_differ_by_exactly_zero():
     base = _row("baseline_float32", [1, 0] * 50)
     same = _row("x", [1, 0] * 50, size=20)
-    comparison.compare_to_baseline([base, same], resamples=500, seed=0)
+    comparison.compare_to_baseline([base, same], resamples=500, seed=0, confidence=0.95)
     assert same["accuracy_change"] == {"pp": 0.0, "low_pp": 0.0, "high_pp": 0.0, "mcnemar_p": 1.0}
     assert same["size_reduction"] == 5 and same["compressed_reduction"] == 5
 
@@ -22,13 +22,13 @@ def test_identical_predictions_differ_by_exactly_zero():
 def test_a_clear_loss_has_an_interval_below_zero():
     base = _row("baseline_float32", [1] * 100)
     worse = _row("x", [1] * 80 + [0] * 20)
-    change = comparison.paired(base, worse, resamples=2000, seed=0)
+    change = comparison.paired(base, worse, resamples=2000, seed=0, confidence=0.95)
     assert change["pp"] == pytest.approx(-20) and change["high_pp"] < 0 and change["mcnemar_p"] < 1e-4
 
 
 def test_missing_baseline_is_refused():
     with pytest.raises(ValueError, match="baseline_float32"):
-        comparison.compare_to_baseline([_row("x", [1])], resamples=100, seed=0)
+        comparison.compare_to_baseline([_row("x", [1])], resamples=100, seed=0, confidence=0.95)
 
 
 def _student(name: str, litert: list[int], tflm: list[int]) -> dict:
@@ -40,13 +40,13 @@ def test_students_are_compared_on_their_tflite_micro_answers():
     base = {**_row("baseline_float32", [1] * 100), "model": "baseline"}
     student = _student("b7_64", [1] * 100, [1] * 90 + [0] * 10)
     control = _student("b7_64_labels", [1] * 80 + [0] * 20, [1] * 95 + [0] * 5)
-    comparison.compare_to_baseline([base, student, control], resamples=500, seed=0)
+    comparison.compare_to_baseline([base, student, control], resamples=500, seed=0, confidence=0.95)
     assert student["accuracy_change"]["pp"] == 0 and student["tflm_accuracy_change"]["pp"] == pytest.approx(-10)
     assert "tflm_accuracy_change" not in base
     shapes = {"b7_64": {"distill": True}, "b7_64_labels": {"distill": False}}
     for shape in shapes.values():
         shape.update(image_size=64, stop_after_block=7)
     params = {"students": {"shapes": shapes, "run": ["b7_64", "b7_64_labels"]}}
-    (gain,) = comparison.distillation_gains([base, student, control], params, resamples=500, seed=0)
+    (gain,) = comparison.distillation_gains([base, student, control], params, resamples=500, seed=0, confidence=0.95)
     assert (gain["student"], gain["control"]) == ("b7_64", "b7_64_labels")
     assert gain["pp"] == pytest.approx(-5)  # 90 % against 95 % on TFLM; on LiteRT it would be +20

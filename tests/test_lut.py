@@ -60,3 +60,31 @@ def test_compressed_model_is_smaller_and_gives_the_same_tflm_outputs(models, elp
 def test_a_higher_threshold_compresses_fewer_kernels(models):
     everything = lut.plan(models["clustered"], 0)
     assert len(lut.plan(models["clustered"], 10**9)) == 0 < len(lut.plan(models["clustered"], 1024)) <= len(everything)
+
+
+def test_stripping_leaves_what_tflm_reads(models, elpv_images):
+    """Without tensor names and with one zero point for zero-point-free weights, TFLM computes the same outputs,
+    compressed or not; the names and zero points are gone."""
+    import importlib
+
+    int8 = models["clustered"]
+    stripped, removed = lut.strip(int8)
+    assert len(stripped) < len(int8) and removed["tensor_name_bytes"] > 0 and removed["zero_points_collapsed"] > 0
+    editor = importlib.import_module("tflite_micro.tensorflow.lite.micro.compression.model_editor")
+    tensors = list(editor.iter_tensors(editor.read(stripped)))
+    assert not any(tensor.name for tensor in tensors)
+    assert all(
+        np.size(t.quantization.zero_points) == 1 or np.any(t.quantization.zero_points)
+        for t in tensors
+        if t.quantization
+    )
+    images = elpv_images[0]
+    expected = tflm.micro_predict(int8, images, tflm.minimum_arena(int8), workers=1)
+    np.testing.assert_array_equal(
+        tflm.micro_predict(stripped, images, tflm.minimum_arena(stripped), workers=1), expected
+    )
+    compressed, _ = lut.compress(stripped, 1024)
+    np.testing.assert_array_equal(
+        tflm.micro_predict(compressed, images, tflm.minimum_arena(compressed), workers=1), expected
+    )
+    assert lut.strip(stripped)[1] == {"tensor_name_bytes": 0, "zero_points_collapsed": 0}  # nothing left to strip

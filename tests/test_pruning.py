@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import copy_model
@@ -22,14 +23,36 @@ def test_unpruned_model_has_no_sparsity(tiny_classifier):
 @pytest.mark.parametrize("total", [1, 3, 49, 147, 1000])
 @pytest.mark.parametrize("updates,ramp", [(20, 0.5), (5, 1.0), (50, 0.25)])
 def test_schedule_ends_on_a_mask_update_within_the_ramp(total, updates, ramp):
-    schedule, end_step = pruning.schedule(0.5, total, updates, ramp)
+    schedule, end_step = pruning.schedule(0.5, total, updates, ramp, 3)
     assert 1 <= end_step <= max(total, 1) and end_step % schedule.frequency == 0
     if total >= 2 * updates:  # room for the ramp: it ends where params say, to within one update
         assert abs(end_step - ramp * total) <= schedule.frequency
 
 
+@pytest.mark.parametrize("ramp_end,first", [(49, 0), (50, 1), (98, 1), (147, 2)])
+def test_the_kept_epoch_is_one_at_the_target_sparsity(ramp_end, first):
+    """Epochs ending before the ramp does hold a denser model: the best is chosen from the first at the target on."""
+    keep = pruning.keep_best_at_target(ramp_end, 49, 6, "val_auc", "max")
+    assert keep.start_from_epoch == first and keep.patience == 6 and keep.restore_best_weights
+
+
+def test_the_best_epoch_at_target_is_restored(tiny_classifier):
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    keep = pruning.keep_best_at_target(98, 49, 4, "val_auc", "max")
+    keep.set_model(model)
+    keep.on_train_begin()
+    for epoch, (auc, weight) in enumerate([(0.99, 1.0), (0.90, 2.0), (0.95, 3.0), (0.93, 4.0)]):
+        model.set_weights([np.full((1, 1), weight), np.zeros(1)])
+        keep.on_epoch_end(epoch, {"val_auc": auc})
+    keep.on_train_end()
+    assert keep.best_epoch == 2 and model.get_weights()[0][0, 0] == 3.0  # epoch 0 (0.99) was still ramping
+
+
 def test_small_layers_stay_dense(tiny_classifier):
-    wrapped = pruning.prune(copy_model(tiny_classifier), 0.5, 10, min_weights=16384, mask_updates=20, ramp_fraction=0.5)
+    polynomial, _ = pruning.schedule(0.5, 10, 20, 0.5, 3)
+    wrapped = pruning.prune(copy_model(tiny_classifier), polynomial, min_weights=16384)
     names = {layer.name for layer in wrapped.layers if type(layer).__name__ == "PruneLowMagnitude"}
     assert "prune_low_magnitude_top_conv" in names and "prune_low_magnitude_block15_project_conv" in names
     assert not any(name.endswith(("stem_conv", "block0_project_conv", "head_output")) for name in names)

@@ -33,7 +33,7 @@ def test_calibration_starts_qat_at_the_float_ranges(pruned, elpv_images):
     assert ranges and {float(w.numpy()) for w in ranges} == {6.0}  # tfmot's starting range, whatever the layer
     uncalibrated = np.abs(model(images, training=False).numpy() - pruned(images).numpy()).mean()
 
-    assert qat.calibrate_activation_ranges(model, pruned, images) >= len(ranges)
+    assert qat.calibrate_activation_ranges(model, pruned, images, 16) >= len(ranges)
     fresh = copy_model(pruned)  # its own layers: `pruned` shares some with the models it was cloned from
     bottleneck = keras.Model(fresh.inputs, fresh.get_layer("block1_project_bn").output)(images).numpy()
     layer = model.get_layer("quant_block1_project_bn")

@@ -23,7 +23,7 @@ def test_the_blocks_show_every_variant_and_every_board():
     import readme_results
 
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
-    results = readme_results.block(summary)
+    results = readme_results.block(summary, "95 %")
     assert results.count("\n| ") == len(summary["variants"])  # a row per variant below the header
     deploy = summary["variants"]["deploy_int8"]
     assert f"| `deploy_int8` | {deploy['accuracy']:.1%} |" in results

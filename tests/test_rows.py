@@ -26,8 +26,8 @@ def _write_variant(model: str, fmt: str) -> None:
     evaluation = {
         "variant": paths.variant_name(model, fmt),
         "accuracy": 0.9,
-        "accuracy_ci95_low": 0.8,
-        "accuracy_ci95_high": 0.95,
+        "accuracy_ci_low": 0.8,
+        "accuracy_ci_high": 0.95,
         "balanced_accuracy": 0.9,
         "roc_auc": 0.9,
         "threshold": 0.5,

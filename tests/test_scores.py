@@ -8,10 +8,17 @@ import pytest
 from stages.lib import scores
 
 
+def _rule(rule: str) -> dict:
+    """params.yaml's `threshold` section with this rule."""
+    return {"rule": rule, "logit_clip": 1e-4, "accuracy_decimals": 4}
+
+
 def test_classification_scores_by_hand():
     labels = np.array([0, 0, 0, 0, 1, 1])
     probabilities = np.array([0.1, 0.2, 0.7, 0.3, 0.9, 0.4])
-    result = scores.classification_scores(labels, probabilities, 0.5)
+    result = scores.classification_scores(labels, probabilities, 0.5, 0.95)
+    assert scores.accuracy(labels, probabilities, 0.5) == result["accuracy"]
+    assert "accuracy_ci_low" not in scores.classification_scores(labels, probabilities, 0.5)
     assert (
         result["true_negatives"],
         result["false_positives"],
@@ -25,7 +32,7 @@ def test_classification_scores_by_hand():
 
 
 def test_wilson_interval_known_value():
-    low, high = scores.wilson_interval(90, 100)
+    low, high = scores.wilson_interval(90, 100, 0.95)
     assert low == pytest.approx(0.8256, abs=1e-3) and high == pytest.approx(0.9448, abs=1e-3)
 
 
@@ -37,9 +44,9 @@ def test_mcnemar_exact():
 
 
 def test_wilson_interval_at_the_edges():
-    low, high = scores.wilson_interval(0, 20)
+    low, high = scores.wilson_interval(0, 20, 0.95)
     assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-3)
-    low, high = scores.wilson_interval(20, 20)
+    low, high = scores.wilson_interval(20, 20, 0.95)
     assert low == pytest.approx(0.8389, abs=1e-3) and high == 1.0
 
 
@@ -56,8 +63,8 @@ def test_paired_difference_interval_contains_the_difference_and_repeats():
     reference = rng.random(300) < 0.9
     other = reference.copy()
     other[:15] = ~other[:15]
-    first = scores.paired_difference(reference, other, resamples=2000, seed=1)
-    assert first == scores.paired_difference(reference, other, resamples=2000, seed=1)
+    first = scores.paired_difference(reference, other, resamples=2000, seed=1, confidence=0.95)
+    assert first == scores.paired_difference(reference, other, resamples=2000, seed=1, confidence=0.95)
     assert first["low"] <= first["difference"] <= first["high"]
     assert first["difference"] == pytest.approx(other.mean() - reference.mean())
 
@@ -65,17 +72,17 @@ def test_paired_difference_interval_contains_the_difference_and_repeats():
 def test_accuracy_threshold_maximises_accuracy():
     labels = np.array([0, 0, 0, 1, 1, 1])
     probabilities = np.array([0.1, 0.6, 0.65, 0.7, 0.8, 0.9])
-    threshold = scores.accuracy_threshold(probabilities, labels)
+    threshold = scores.accuracy_threshold(probabilities, labels, 4)
     assert 0.65 < threshold <= 0.7 and ((probabilities >= threshold) == labels).all()
-    assert scores.accuracy_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == 0.5  # ties go to 0.5
+    assert scores.accuracy_threshold(np.array([0.2, 0.8]), np.array([0, 1]), 4) == 0.5  # ties go to 0.5
 
 
 def test_best_accuracy_thresholds_is_the_whole_plateau():
     labels = np.array([0, 0, 1, 1])
     probabilities = np.array([0.1, 0.3, 0.6, 0.9])
     # 0.5, 0.6 and every prediction above 0.3 up to 0.6 separate the classes: the candidates among them.
-    np.testing.assert_array_equal(scores.best_accuracy_thresholds(probabilities, labels), [0.5, 0.6])
-    assert scores.accuracy_threshold(probabilities, labels) == 0.5
+    np.testing.assert_array_equal(scores.best_accuracy_thresholds(probabilities, labels, 4), [0.5, 0.6])
+    assert scores.accuracy_threshold(probabilities, labels, 4) == 0.5
 
 
 def test_logistic_threshold_is_where_the_fitted_probability_crosses_one_half():
@@ -84,7 +91,7 @@ def test_logistic_threshold_is_where_the_fitted_probability_crosses_one_half():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, 20000)
     labels = (rng.random(logits.size) < 1 / (1 + np.exp(-(2 * logits - 1)))).astype(int)
-    threshold = scores.logistic_threshold(1 / (1 + np.exp(-logits)), labels)
+    threshold = scores.logistic_threshold(1 / (1 + np.exp(-logits)), labels, 1e-4)
     assert threshold == pytest.approx(1 / (1 + np.exp(-0.5)), abs=0.01)
 
 
@@ -98,14 +105,14 @@ def test_logistic_threshold_moves_less_than_the_accuracy_maximum():
     for _ in range(40):
         index = rng.integers(0, 300, 300)
         for rule, values in picks.items():
-            values.append(scores.decision_threshold(probabilities[index], labels[index], rule))
+            values.append(scores.decision_threshold(probabilities[index], labels[index], _rule(rule)))
     assert np.std(picks["logistic"]) < np.std(picks["accuracy"])
 
 
 def test_logistic_threshold_edge_cases():
-    assert scores.logistic_threshold(np.array([0.2, 0.9]), np.array([1, 1])) == 0.5  # one class
-    assert scores.logistic_threshold(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1])) == 0.5  # backwards
-    separable = scores.logistic_threshold(np.array([0.0, 0.1, 0.3, 0.9, 1.0]), np.array([0, 0, 0, 1, 1]))
+    assert scores.logistic_threshold(np.array([0.2, 0.9]), np.array([1, 1]), 1e-4) == 0.5  # one class
+    assert scores.logistic_threshold(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1]), 1e-4) == 0.5  # backwards
+    separable = scores.logistic_threshold(np.array([0.0, 0.1, 0.3, 0.9, 1.0]), np.array([0, 0, 0, 1, 1]), 1e-4)
     assert 0.3 < separable < 0.9  # the slope runs away, the crossing stays between the classes
 
 
@@ -113,6 +120,6 @@ def test_every_rule_in_params_has_an_implementation():
     from stages.lib.params import THRESHOLD_RULES
 
     for rule in THRESHOLD_RULES:
-        assert 0 < scores.decision_threshold(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1]), rule) < 1
+        assert 0 < scores.decision_threshold(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1]), _rule(rule)) < 1
     with pytest.raises(ValueError, match="unknown threshold rule"):
-        scores.decision_threshold(np.array([0.5]), np.array([1]), "median")
+        scores.decision_threshold(np.array([0.5]), np.array([1]), _rule("median"))

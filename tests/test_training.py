@@ -18,6 +18,8 @@ SMALL = {
     "learning_rate": 1e-3,
     "fine_tune_from_block": 6,
     "early_stopping_patience": 1,
+    "best_epoch_metric": "auc",
+    "learning_rate_floor": 0.0,
     "batch_size": 8,
     "augment": True,
     "seed": 0,

@@ -34,11 +34,11 @@ def _speedup(p25: float, median: float) -> dict:
 
 
 def test_speed_is_judged_on_the_paired_speedups():
-    assert verdicts.faster(_speedup(1.9, 2.1), 1.05) == verdicts.SUPPORTED
+    assert verdicts.faster(_speedup(1.9, 2.1), 1.05, 0.75) == verdicts.SUPPORTED
     # A median below the ratio is not faster, whatever the best runs did.
-    assert verdicts.faster(_speedup(0.9, 1.02), 1.05) == verdicts.NOT_SUPPORTED
+    assert verdicts.faster(_speedup(0.9, 1.02), 1.05, 0.75) == verdicts.NOT_SUPPORTED
     # The median reaches it, a quarter of the pairs do not: inconclusive.
-    assert verdicts.faster(_speedup(1.0, 1.1), 1.05) == verdicts.INCONCLUSIVE
+    assert verdicts.faster(_speedup(1.0, 1.1), 1.05, 0.75) == verdicts.INCONCLUSIVE
 
 
 def test_translated_threshold():
@@ -56,7 +56,7 @@ def _row(
         "sparsity_target": sparsity,
         "correct": correct,
         "accuracy": accuracy,
-        "accuracy_ci95": [accuracy - 0.03, accuracy + 0.03],
+        "accuracy_ci": [accuracy - 0.03, accuracy + 0.03],
         "kernels": "xnnpack",
         "latency_ms": {"median": latency, "p25": latency * 0.98, "p75": latency * 1.02},
         # As if timed alternately with a 2 ms float32 baseline in one process.
@@ -79,6 +79,7 @@ def test_each_claim_is_its_own_row_and_follows_the_numbers():
         ],
         resamples=2000,
         seed=0,
+        confidence=0.95,
     )
     checks = {c["claim"]: c["verdict"] for c in verdicts.conclusions(rows, copy.deepcopy(dict(PARAMS)))}
     assert checks["int8 runs at least 1.05x faster than float32 (LiteRT, this CPU)."] == "supported"

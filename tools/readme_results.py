@@ -1,6 +1,7 @@
 """Write the generated blocks of README.md (the per-board answer, the results, what a run costs) from
-metrics/summary.json and benchmarks/results/stage_times.json, and docs/benchmarks.md's table of every recorded run
-from benchmarks/results/stage_times*.json, so every number they show comes from a file.
+metrics/summary.json and benchmarks/results/stage_times.json, docs/benchmarks.md's table of every recorded run
+from benchmarks/results/stage_times*.json, and docs/decisions.md's study records (benchmarks/results/
+prune_recipes.jsonl, prune_cache.json), so every number they show comes from a file.
 
 Usage: python tools/readme_results.py [--check]
 Each block sits between its two marker lines; --check exits 1 when a document is not what the files say (the test
@@ -46,10 +47,10 @@ def boards(summary: dict, params_targets: dict) -> str:
     return "\n".join(lines)
 
 
-def block(summary: dict) -> str:
+def block(summary: dict, level: str) -> str:
     """Every variant, compact: test accuracy, the paired change against float32, what it stores and its arena."""
     lines = [
-        "| variant | test accuracy | Δ vs float32, pp (95 % CI) | file | gzip | board stores | TFLM arena |",
+        f"| variant | test accuracy | Δ vs float32, pp ({level} CI) | file | gzip | board stores | TFLM arena |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant, row in summary["variants"].items():
@@ -105,6 +106,49 @@ def runs_table() -> str:
     return "\n".join(lines)
 
 
+def prune_recipes() -> str:
+    """docs/decisions.md: every pruning-recipe run on validation, by sparsity and overrides, seeds side by side."""
+    lines = [
+        "| sparsity | overrides of `prune.*` | seed: int8 validation AUC (kept epoch / epochs) | mean |",
+        "|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for line in (TIMES / "prune_recipes.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        key = (record["sparsity"], json.dumps(record["overrides"], sort_keys=True))
+        groups.setdefault(key, []).append(record)
+    for (sparsity, overrides), records in sorted(groups.items()):
+        runs = ", ".join(
+            f"{r['seed']}: {r['int8_validation_auc']:.4f} ({r['epochs']['kept']}/{r['epochs']['fine_tune']})"
+            for r in records
+        )
+        mean = sum(r["int8_validation_auc"] for r in records) / len(records)
+        shown = ", ".join(f"{k}={v}" for k, v in json.loads(overrides).items()) or "the params of the time"
+        lines.append(f"| {sparsity} | {shown} | {runs} | {mean:.4f} |")
+    return "\n".join(lines)
+
+
+def prune_cache() -> str:
+    """docs/decisions.md: what caching the frozen blocks would cost and save in each `prune` stage."""
+    cache = json.loads((TIMES / "prune_cache.json").read_text())
+    machine = cache["machine"]
+    lines = [
+        f"On a {machine['cores']}-core {machine['cpu']}: a step of the whole pruned model "
+        f"{cache['whole_model_step_seconds']:.3f} s, of the part above block {cache['fine_tune_from_block']} on cached "
+        f"inputs {cache['upper_part_step_seconds']:.3f} s; the cache costs "
+        f"{cache['cache_seconds_per_image_view'] * 1e3:.1f} ms per image and view.",
+        "",
+        "| sparsity | steps | saved | cache | net |",
+        "|---|---|---|---|---|",
+    ]
+    for sparsity, row in cache["per_sparsity"].items():
+        lines.append(
+            f"| {sparsity} | {row['steps']} | {row['saved_seconds']:.0f} s | {row['cache_seconds']:.0f} s "
+            f"| {row['net_seconds']:+.0f} s |"
+        )
+    return "\n".join(lines)
+
+
 def render(text: str, blocks: dict[str, str]) -> str:
     for name, content in blocks.items():
         start, end = markers(name)
@@ -119,15 +163,17 @@ def documents() -> dict[Path, str]:
     import yaml
 
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
-    targets = yaml.safe_load((ROOT / "params.yaml").read_text())["report"]["targets"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
     times = json.loads((TIMES / "stage_times.json").read_text())
-    readme, benchmarks = ROOT / "README.md", ROOT / "docs/benchmarks.md"
+    readme, benchmarks, decisions = ROOT / "README.md", ROOT / "docs/benchmarks.md", ROOT / "docs/decisions.md"
     return {
         readme: render(
             readme.read_text(),
-            {"boards": boards(summary, targets), "results": block(summary), "cost": cost(times)},
+            {"boards": boards(summary, targets), "results": block(summary, level), "cost": cost(times)},
         ),
         benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
+        decisions: render(decisions.read_text(), {"prune_recipes": prune_recipes(), "prune_cache": prune_cache()}),
     }
 
 

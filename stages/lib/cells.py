@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from stages.lib.comparison import BASELINE
+from stages.lib.rows import lut_compressed
+
+
+def level(confidence: float) -> str:
+    """`95 %`: an interval's confidence level, as the tables name it."""
+    return f"{100 * confidence:g} %"
 
 
 def mb(value: float) -> str:
@@ -29,7 +35,7 @@ def accuracy(value: float, low: float, high: float) -> str:
 
 
 def row_accuracy(row: dict[str, Any]) -> str:
-    return accuracy(row["accuracy"], *row["accuracy_ci95"])
+    return accuracy(row["accuracy"], *row["accuracy_ci"])
 
 
 def change(difference: dict[str, Any]) -> str:
@@ -49,7 +55,7 @@ def sizes(row: dict[str, Any]) -> str:
 
 def flash(row: dict[str, Any]) -> str:
     """The bytes a board stores; where that is the look-up-table-compressed file, the raw int8 file beside it."""
-    if row["flash_bytes"] == row["size_bytes"]:
+    if not lut_compressed(row):
         return f"{row['flash_bytes']:,} B"
     return f"{row['flash_bytes']:,} B int8_lut ({row['size_bytes']:,} B int8)"
 
@@ -63,13 +69,13 @@ def arena(row: dict[str, Any]) -> str:
 
 def tflm_accuracy(tflm: dict[str, Any]) -> str:
     """A TFLite Micro test accuracy (an `evaluate --tflm` result) and its interval."""
-    return accuracy(tflm["accuracy"], tflm["accuracy_ci95_low"], tflm["accuracy_ci95_high"])
+    return accuracy(tflm["accuracy"], tflm["accuracy_ci_low"], tflm["accuracy_ci_high"])
 
 
-def distillation(gain: dict[str, Any], note: str | None = None) -> str:
-    """One distilled student against its control (TFLM test accuracy), its interval and an optional `note`."""
+def distillation(gain: dict[str, Any], level: str, note: str | None = None) -> str:
+    """One distilled student against its control (TFLM test accuracy), its `level` interval and an optional `note`."""
     extra = f"; {note}" if note else ""
     return (
         f"`{gain['student']}` minus its labels-only control `{gain['control']}` on TFLite Micro: {gain['pp']:+.1f} pp "
-        f"(95 % paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}{extra})"
+        f"({level} paired bootstrap interval {gain['low_pp']:+.1f} to {gain['high_pp']:+.1f}{extra})"
     )

@@ -1,5 +1,5 @@
 """Every variant against the float32 baseline on the same test images: size ratios, the paired accuracy
-difference with its 95 % bootstrap interval, and McNemar's exact p."""
+difference with its paired bootstrap interval, and McNemar's exact p."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from stages.lib import scores
 BASELINE = "baseline_float32"
 
 
-def paired(reference: dict[str, Any], other: dict[str, Any], resamples: int, seed: int) -> dict[str, float]:
-    """`other` minus `reference` accuracy in points, with its 95 % interval and McNemar's p."""
+def paired(
+    reference: dict[str, Any], other: dict[str, Any], resamples: int, seed: int, confidence: float
+) -> dict[str, float]:
+    """`other` minus `reference` accuracy in points, with its interval at `confidence` and McNemar's p."""
     a, b = np.asarray(reference["correct"], bool), np.asarray(other["correct"], bool)
-    difference = scores.paired_difference(a, b, resamples, seed)
+    difference = scores.paired_difference(a, b, resamples, seed, confidence)
     return {
         "pp": 100 * difference["difference"],
         "low_pp": 100 * difference["low"],
@@ -24,7 +26,9 @@ def paired(reference: dict[str, Any], other: dict[str, Any], resamples: int, see
     }
 
 
-def compare_to_baseline(rows: list[dict[str, Any]], resamples: int, seed: int) -> list[dict[str, Any]]:
+def compare_to_baseline(
+    rows: list[dict[str, Any]], resamples: int, seed: int, confidence: float
+) -> list[dict[str, Any]]:
     """Add size reductions and the paired accuracy change against the float32 baseline to every row."""
     base = next((row for row in rows if row["variant"] == BASELINE), None)
     if base is None:
@@ -32,9 +36,9 @@ def compare_to_baseline(rows: list[dict[str, Any]], resamples: int, seed: int) -
     for row in rows:
         row["size_reduction"] = base["size_bytes"] / row["size_bytes"]
         row["compressed_reduction"] = base["compressed_bytes"] / row["compressed_bytes"]
-        row["accuracy_change"] = paired(base, row, resamples, seed)
+        row["accuracy_change"] = paired(base, row, resamples, seed, confidence)
         if row.get("tflm_correct") is not None:  # the device's answers against the float32 baseline's
-            row["tflm_accuracy_change"] = paired(base, on_tflm(row), resamples, seed)
+            row["tflm_accuracy_change"] = paired(base, on_tflm(row), resamples, seed, confidence)
     return rows
 
 
@@ -44,7 +48,7 @@ def on_tflm(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def distillation_gains(
-    rows: list[dict[str, Any]], params: dict[str, Any], resamples: int, seed: int
+    rows: list[dict[str, Any]], params: dict[str, Any], resamples: int, seed: int, confidence: float
 ) -> list[dict[str, Any]]:
     """Each distilled student against its control (the same shape trained on labels alone), when both ran, on
     TFLite Micro's answers over the test split (what the devices would give)."""
@@ -61,6 +65,6 @@ def distillation_gains(
             == (shape["image_size"], shape["stop_after_block"])
         ]
         if shape["distill"] and controls:
-            change = paired(on_tflm(by_name[controls[0]]), on_tflm(by_name[name]), resamples, seed)
+            change = paired(on_tflm(by_name[controls[0]]), on_tflm(by_name[name]), resamples, seed, confidence)
             gains.append({"student": name, "control": controls[0], **change})
     return gains

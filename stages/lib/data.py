@@ -266,6 +266,12 @@ def training_dataset(
     return dataset.repeat().prefetch(2)
 
 
+def mixed_targets(labels: np.ndarray, soft_labels: np.ndarray, soft_weight: float) -> np.ndarray:
+    """Distillation targets: `soft_weight` x a teacher's soft labels + the rest x the labels (the labels at 0)."""
+    wanted = labels.astype(np.float32)
+    return wanted if soft_weight == 0 else soft_weight * soft_labels + (1 - soft_weight) * wanted
+
+
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     """Weights that make both classes count equally in the loss."""
     counts = np.bincount(labels, minlength=2)

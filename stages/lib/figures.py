@@ -45,9 +45,9 @@ def byte_ticks(axes: plt.Axes) -> None:
 
 
 def _numbered(axes: plt.Axes, rows: list[dict[str, Any]], xs: list[float], colour: Any = None) -> None:
-    """Each point with its 95 % interval and a number (the key beside the plot names it): labels never collide."""
+    """Each point with its interval and a number (the key beside the plot names it): labels never collide."""
     for number, (row, x) in enumerate(zip(rows, xs, strict=True), 1):
-        low, high = (100 * v for v in row["accuracy_ci95"])
+        low, high = (100 * v for v in row["accuracy_ci"])
         y = 100 * row["accuracy"]
         axes.errorbar(x, y, yerr=[[y - low], [high - y]], fmt="o", ms=4, color=colour, alpha=0.8, elinewidth=0.8)
         axes.annotate(str(number), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
@@ -65,8 +65,8 @@ def _key(figure: plt.Figure, rows: list[dict[str, Any]], left: float) -> None:
     )
 
 
-def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> None:
-    """Test accuracy (95 % interval) against gzip size, every variant numbered, with the Pareto front."""
+def accuracy_vs_size(rows: list[dict[str, Any]], level: str, path: Path) -> None:
+    """Test accuracy (`level` interval) against gzip size, every variant numbered, with the Pareto front."""
     figure, axes = plt.subplots(figsize=(12, 6))
     sizes = [r["compressed_bytes"] for r in rows]
     _numbered(axes, rows, sizes, sns.color_palette()[0])
@@ -76,7 +76,7 @@ def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> None:
     axes.set(
         xscale="log",
         xlabel="compressed size, gzip -9 (log scale)",
-        ylabel="test accuracy (%, bar: 95 % interval)",
+        ylabel=f"test accuracy (%, bar: {level} interval)",
         title="Accuracy vs compressed size",
     )
     byte_ticks(axes)
@@ -163,7 +163,7 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
     plt.close(grid.figure)
 
 
-def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], path: Path) -> None:
+def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], level: str, path: Path) -> None:
     """Test accuracy against RAM and against stored flash for every int8 model, with each board's budget as a line."""
     measured = [r for r in rows if r["tflm_arena_bytes"]]
     figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
@@ -188,7 +188,7 @@ def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, A
         axes.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", linewidth=1, label="Pareto")
         for index, (name, board) in enumerate(boards.items()):
             axes.axvline(budget(board), color=sns.color_palette()[index % 10], linestyle=":", label=name)
-        axes.set(xscale="log", xlabel=xlabel, ylabel="test accuracy (%, bar: 95 % interval)")
+        axes.set(xscale="log", xlabel=xlabel, ylabel=f"test accuracy (%, bar: {level} interval)")
         byte_ticks(axes)
         axes.legend(fontsize=7, loc="lower right")
     figure.suptitle("What fits a board: accuracy against the memory a microcontroller pays for (lines: budgets)")

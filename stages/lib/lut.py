@@ -23,6 +23,23 @@ def _compression():
     return tuple(importlib.import_module(f"{prefix}.{name}") for name in ("compress", "model_editor", "spec"))
 
 
+def strip(model: bytes) -> tuple[bytes, dict[str, int]]:
+    """The model without what TFLite Micro never reads: tensor names, and the per-channel zero points of weights that
+    are all zero, collapsed to one (TFLM reads one zero point for every channel; LiteRT refuses such a file, a board
+    does not run LiteRT). Also how many name bytes and zero points went."""
+    _, model_editor, _ = _compression()
+    graph = model_editor.read(model)
+    names = collapsed = 0
+    for tensor in model_editor.iter_tensors(graph):
+        names += len(tensor.name or "")
+        tensor.name = ""
+        zeros = tensor.quantization.zero_points if tensor.quantization is not None else 0
+        if not isinstance(zeros, int) and len(zeros) > 1 and not np.any(zeros):
+            collapsed += len(zeros) - 1
+            tensor.quantization.zero_points = [0]
+    return bytes(graph.build()), {"tensor_name_bytes": names, "zero_points_collapsed": collapsed}
+
+
 def index_bits(distinct: int) -> int:
     return max(1, math.ceil(math.log2(max(distinct, 1))))
 
@@ -71,7 +88,8 @@ def plan(model: bytes, min_saving_bytes: int) -> list[dict[str, Any]]:
 
 def compress(model: bytes, min_saving_bytes: int) -> tuple[bytes, list[dict[str, Any]]] | None:
     """The model with every kernel of `plan` stored as look-up-table indices, and the plan; None when no kernel
-    shrinks the file (unclustered int8 kernels hold up to 256 values per channel)."""
+    shrinks the file (unclustered int8 kernels hold up to 256 values per channel). Strip it first (`strip`) to
+    leave only what TFLM reads."""
     chosen = plan(model, min_saving_bytes)
     if not chosen:
         return None

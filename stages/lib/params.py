@@ -29,6 +29,10 @@ THRESHOLD_RULES = {
     "logistic": "where a logistic fit of the label on the probability's logit crosses 1/2",
     "accuracy": "the best validation accuracy",
 }
+# `report.claims.faster_share` -> the quantile of the paired speed-ups that `share` of them reach or exceed.
+SHARE_QUANTILES = {0.5: "median", 0.75: "p25", 0.9: "p10"}
+# What picks a fine-tune's best epoch on validation (`train.best_epoch_metric`).
+BEST_EPOCH_METRICS = ("auc", "accuracy", "loss")
 # Keys that moved: an old params.yaml gets told where they went.
 MOVED = {
     "students.epochs": "students.shapes.<name>.epochs (each student has its own)",
@@ -201,6 +205,8 @@ SCHEMA: dict[str, Any] = {
         "fine_tune_from_block": integer(0, 16),
         "cache_frozen": boolean,
         "early_stopping_patience": integer(1),
+        "best_epoch_metric": one_of(*BEST_EPOCH_METRICS),
+        "learning_rate_floor": number(0, 1, high_open=True),
         "augment": boolean,
         "class_weight": one_of(*CLASS_WEIGHTS),
         "strategy": one_of(*STRATEGIES),
@@ -217,6 +223,7 @@ SCHEMA: dict[str, Any] = {
         "soft_label_weight": number(0, 1),
         "mask_updates": integer(1),
         "ramp_fraction": number(0, 1, low_open=True),
+        "ramp_power": number(0, 10, low_open=True),
     },
     "deploy": {
         "method": one_of(*DEPLOY_METHODS),
@@ -224,13 +231,19 @@ SCHEMA: dict[str, Any] = {
         "cluster_epochs": integer(0),
         "qat_epochs": integer(1),
         "learning_rate": number(0, 1, low_open=True),
+        "calibration_batch": integer(1),
     },
     "convert": {
         "formats": list_of(one_of(*FORMATS)),
         "sparse_formats": list_of(one_of("int8", "dynamic", "float32")),
         "representative_samples": integer(1),
     },
-    "threshold": {"rule": one_of(*THRESHOLD_RULES)},
+    "threshold": {
+        "rule": one_of(*THRESHOLD_RULES),
+        "logit_clip": number(0, 0.5, low_open=True, high_open=True),
+        "accuracy_decimals": integer(1, 8),
+    },
+    "statistics": {"confidence": number(0.5, 1, high_open=True)},
     "evaluate": {"num_threads": integer(1, 64), "latency_runs": integer(1)},
     "micro": {"test_images": optional(integer(1)), "lut_min_saving_bytes": integer(0)},
     "distill": {
@@ -262,6 +275,7 @@ SCHEMA: dict[str, Any] = {
             "reference_baseline_accuracy": number(0, 1, low_open=True),
             "small_cost_pp": number(0, 100),
             "faster_ratio": number(1, 100),
+            "faster_share": one_of(*SHARE_QUANTILES),
             "high_accuracy": number(0, 1),
         },
         "targets": targets,

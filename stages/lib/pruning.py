@@ -40,15 +40,23 @@ def frozen_prunable(model: keras.Model, min_weights: int) -> list[str]:
     return [layer.name for layer in model.layers if large_enough(layer, min_weights) and not layer.trainable]
 
 
-def schedule(target_sparsity: float, total_steps: int, mask_updates: int, ramp_fraction: float) -> tuple[Any, int]:
-    """A polynomial ramp from 0 to the target over `ramp_fraction` of the steps, in `mask_updates` raises.
+def schedule(
+    target_sparsity: float, total_steps: int, mask_updates: int, ramp_fraction: float, power: float
+) -> tuple[Any, int]:
+    """A polynomial ramp (of `power`) from 0 to the target over `ramp_fraction` of the steps, in `mask_updates`
+    raises, and the step it ends on.
 
     The ramp ends on a mask update within the steps actually run; the rest of the fine-tune recovers at the target.
     """
     frequency = max(1, total_steps // mask_updates)
     end_step = max(frequency, frequency * int(ramp_fraction * total_steps / frequency))
     polynomial = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=target_sparsity, begin_step=0, end_step=end_step, frequency=frequency
+        initial_sparsity=0.0,
+        final_sparsity=target_sparsity,
+        begin_step=0,
+        end_step=end_step,
+        power=power,
+        frequency=frequency,
     )
     return polynomial, end_step
 
@@ -58,41 +66,25 @@ def epochs_for(sparsity: float, epochs: int, epochs_per_10pp: int) -> int:
     return epochs + epochs_per_10pp * max(0, round((sparsity - 0.5) * 10))
 
 
-class KeepBestAtTarget(keras.callbacks.Callback):
-    """Restore, at the end, the weights of the epoch with the best validation AUC among those that ended with the
-    masks at the target sparsity (the ramp over): an earlier, denser epoch would be a model of another sparsity."""
-
-    def __init__(self, ramp_end_step: int, steps_per_epoch: int, monitor: str = "val_auc"):
-        super().__init__()
-        self.ramp_end_step, self.steps_per_epoch, self.monitor = ramp_end_step, steps_per_epoch, monitor
-        self.best, self.best_epoch, self.best_weights = -float("inf"), None, None
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        at_target = (epoch + 1) * self.steps_per_epoch >= self.ramp_end_step
-        value = (logs or {}).get(self.monitor)
-        if at_target and value is not None and value > self.best:
-            self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
-
-    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+def keep_best_at_target(
+    ramp_end_step: int, steps_per_epoch: int, epochs: int, monitor: str, mode: str
+) -> keras.callbacks.EarlyStopping:
+    """Keras' EarlyStopping that never stops and restores, at the end, the weights of the best epoch among those that
+    ended with the masks at the target sparsity (the ramp over): an earlier, denser epoch is another sparsity's
+    model."""
+    first_at_target = -(-ramp_end_step // steps_per_epoch) - 1
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor, mode=mode, patience=epochs, restore_best_weights=True, start_from_epoch=first_at_target
+    )
 
 
-def prune(
-    model: keras.Model,
-    target_sparsity: float,
-    total_steps: int,
-    min_weights: int,
-    mask_updates: int,
-    ramp_fraction: float,
-) -> keras.Model:
+def prune(model: keras.Model, polynomial: Any, min_weights: int) -> keras.Model:
     """Wrap every Conv2D and Dense layer of at least `min_weights` weights in `prune_low_magnitude`.
 
     The thin early layers (the stem, the first blocks' 1x1 convolutions: under 2 % of the weights)
     carry every later feature; pruning them at 70 % collapsed the fine-tune in our runs.
-    Train the result with `callbacks()`.
+    `polynomial`: the sparsity schedule (`schedule`). Train the result with `callbacks()`.
     """
-    polynomial, _ = schedule(target_sparsity, total_steps, mask_updates, ramp_fraction)
     return clone_wrapping(
         model, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=polynomial), min_weights
     )

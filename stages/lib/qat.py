@@ -116,9 +116,7 @@ def _variable_name(variable: Any) -> str:
 ACTIVATION_RANGE_VARIABLES = ("output_min", "output_max", "post_activation_min", "post_activation_max")
 
 
-def calibrate_activation_ranges(
-    qat: keras.Model, float_model: keras.Model, images: np.ndarray, batch_size: int = 16
-) -> int:
+def calibrate_activation_ranges(qat: keras.Model, float_model: keras.Model, images: np.ndarray, batch_size: int) -> int:
     """Start every fake-quant activation range at what the float model's layer produces on `images`.
 
     tfmot starts each range at [-6, 6] and moves it 0.1 % per training step (an EMA with decay 0.999),

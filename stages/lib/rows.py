@@ -8,6 +8,12 @@ from typing import Any
 from stages.lib import paths
 from stages.lib.io import UserError, read_json
 
+
+def lut_compressed(row: dict[str, Any]) -> bool:
+    """Whether a board stores this row as its TFLM look-up-table-compressed file (`int8_lut`), not the int8 file."""
+    return bool(row.get("lut"))
+
+
 FORMAT_NOTES = {
     "float32": "full precision",
     "float16": "float16 weights, float math",
@@ -73,7 +79,7 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "zeros_in_pruned_layers": pruned_layers,
                 "accuracy": evaluation["accuracy"],
                 "threshold": evaluation["threshold"],
-                "accuracy_ci95": [evaluation["accuracy_ci95_low"], evaluation["accuracy_ci95_high"]],
+                "accuracy_ci": [evaluation["accuracy_ci_low"], evaluation["accuracy_ci_high"]],
                 "balanced_accuracy": evaluation["balanced_accuracy"],
                 "roc_auc": evaluation["roc_auc"],
                 "agreement_with_keras_baseline": evaluation["agreement_with_keras_baseline"],

@@ -87,6 +87,8 @@ def two_phase_fit(
     learning_rate: float,
     fine_tune_from_block: int,
     early_stopping_patience: int,
+    best_epoch_metric: str,
+    learning_rate_floor: float,
     batch_size: int,
     augment: bool,
     seed: int,
@@ -97,7 +99,8 @@ def two_phase_fit(
     """Transfer learning in two phases; returns the epochs run and the kept fine-tune epoch (1-based).
 
     Phase 1 trains the head (and its BatchNormalization) on the frozen backbone. Phase 2 fine-tunes from
-    `fine_tune_from_block` up with a cosine schedule and keeps the epoch with the best validation AUC.
+    `fine_tune_from_block` up with a cosine schedule down to `learning_rate_floor` x the rate, and keeps the epoch with
+    the best validation `best_epoch_metric`.
     `cache_frozen`: the blocks below `fine_tune_from_block` never train (and their BatchNormalization runs in
     inference mode), so they run once per image and view, and both phases train the layers above on their outputs.
     `frozen_runner` runs them (default: Keras).
@@ -124,15 +127,16 @@ def two_phase_fit(
         )
     model_lib.set_trainable(model, from_block=fine_tune_from_block)
     steps = epochs * steps_per_epoch(len(train[1]), batch_size)
+    monitored, mode = monitor(best_epoch_metric)
     stopper = keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=early_stopping_patience, restore_best_weights=True
+        monitor=monitored, mode=mode, patience=early_stopping_patience, restore_best_weights=True
     )
     history = fit(
         fitted,
         train,
         validation,
         epochs=epochs,
-        learning_rate=cosine_schedule(learning_rate, steps),
+        learning_rate=cosine_schedule(learning_rate, steps, learning_rate_floor),
         callbacks=[live_callback(live), stopper],
         initial_epoch=head_epochs,
         **common,
@@ -160,8 +164,14 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return math.ceil(count / batch_size)
 
 
-def cosine_schedule(learning_rate: float, steps: int) -> Any:
-    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
+def cosine_schedule(learning_rate: float, steps: int, floor: float) -> Any:
+    """Cosine decay from `learning_rate` to `floor` x it over `steps`."""
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=floor)
+
+
+def monitor(metric: str) -> tuple[str, str]:
+    """The Keras log key and direction that pick the best epoch by `metric` (`train.best_epoch_metric`)."""
+    return f"val_{metric}", "min" if metric == "loss" else "max"
 
 
 def class_weights(params: dict[str, Any], labels: np.ndarray) -> dict[int, float] | None:
@@ -169,8 +179,8 @@ def class_weights(params: dict[str, Any], labels: np.ndarray) -> dict[int, float
 
 
 def threshold_and_test_probabilities(
-    model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray, rule: str
+    model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray, config: dict[str, Any]
 ) -> tuple[float, np.ndarray]:
-    """The decision threshold chosen on validation by `rule` (`threshold.rule`), and the test-split probabilities."""
-    threshold = scores.decision_threshold(model_lib.predict(model, validation[0]), validation[1], rule)
+    """The decision threshold chosen on validation by params.yaml's `threshold`, and the test-split probabilities."""
+    threshold = scores.decision_threshold(model_lib.predict(model, validation[0]), validation[1], config)
     return threshold, model_lib.predict(model, test_images)

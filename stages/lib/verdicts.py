@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.lib import cells
 from stages.lib.comparison import BASELINE, paired
+from stages.lib.params import SHARE_QUANTILES
 from stages.lib.paths import variant_name
 from stages.lib.rows import find
 
@@ -15,8 +17,8 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED = "supported", "not supported",
 REFERENCE_KNEE_SPARSITY, REFERENCE_HYBRID_SPARSITY, REFERENCE_HYBRID_REDUCTION = 0.7, 0.5, 6
 
 
-def _interval(change: dict[str, float]) -> str:
-    return f"{change['pp']:+.1f} pp (95 % CI {change['low_pp']:+.1f} to {change['high_pp']:+.1f})"
+def _interval(change: dict[str, float], level: str) -> str:
+    return f"{change['pp']:+.1f} pp ({level} CI {change['low_pp']:+.1f} to {change['high_pp']:+.1f})"
 
 
 def costs_little(change: dict[str, float], margin_pp: float) -> str:
@@ -34,17 +36,17 @@ def declines(change: dict[str, float]) -> str:
 
 
 def above(interval: list[float], threshold: float) -> str:
-    """An accuracy above a threshold: its whole 95 % interval above it, or below it."""
+    """An accuracy above a threshold: its whole interval above it, or below it."""
     if interval[0] > threshold:
         return SUPPORTED
     return NOT_SUPPORTED if interval[1] < threshold else INCONCLUSIVE
 
 
-def faster(row: dict[str, Any], ratio: float) -> str:
-    """The row runs `ratio`x faster than float32, from runs alternated with it in one process: supported when three
-    quarters of the paired speed-ups reach the ratio, not supported when their median does not, else inconclusive."""
+def faster(row: dict[str, Any], ratio: float, share: float) -> str:
+    """The row runs `ratio`x faster than float32, from runs alternated with it in one process: supported when `share`
+    of the paired speed-ups reach the ratio, not supported when their median does not, else inconclusive."""
     speedup = row["speedup_vs_float32"]
-    if speedup["p25"] >= ratio:
+    if speedup[SHARE_QUANTILES[share]] >= ratio:
         return SUPPORTED
     return NOT_SUPPORTED if speedup["median"] < ratio else INCONCLUSIVE
 
@@ -66,6 +68,8 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
     """Each claim of the reference report with our evidence and a verdict computed from the rows."""
     claims, resamples, seed = params["report"]["claims"], params["report"]["bootstrap_resamples"], params["seed"]
     margin, ratio, tolerance = claims["small_cost_pp"], claims["faster_ratio"], params["report"]["size_tolerance"]
+    share, confidence = claims["faster_share"], params["statistics"]["confidence"]
+    level = cells.level(confidence)
     knee = REFERENCE_KNEE_SPARSITY
     base = find(rows, BASELINE)
     out = []
@@ -79,7 +83,7 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
             change = row["accuracy_change"]
             add(
                 f"{fmt} quantization costs less than {margin:g} pp accuracy.",
-                f"{_interval(change)}, McNemar p {change['mcnemar_p']:.2f}",
+                f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
                 costs_little(change, margin),
             )
     for fmt in ("float16", "int8"):
@@ -88,7 +92,7 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
             add(
                 f"{fmt} runs at least {ratio:g}x faster than float32 (LiteRT, this CPU).",
                 _speed(row),
-                faster(row, ratio),
+                faster(row, ratio, share),
             )
 
     pruned = sorted(
@@ -99,7 +103,7 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
         change = row["accuracy_change"]
         add(
             f"Pruning to {row['sparsity_target']:.0%} costs less than {margin:g} pp accuracy.",
-            f"{_interval(change)}, McNemar p {change['mcnemar_p']:.2f}",
+            f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
             costs_little(change, margin),
         )
     moderate = [r for r in pruned if r["sparsity_target"] <= knee]
@@ -112,10 +116,10 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
             )
             continue
         anchor = moderate[-1]
-        change = paired(anchor, row, resamples, seed)
+        change = paired(anchor, row, resamples, seed, confidence)
         add(
             f"Accuracy declines from {anchor['sparsity_target']:.0%} to {row['sparsity_target']:.0%} sparsity.",
-            f"{row['sparsity_target']:.0%} minus {anchor['sparsity_target']:.0%}: {_interval(change)}",
+            f"{row['sparsity_target']:.0%} minus {anchor['sparsity_target']:.0%}: {_interval(change, level)}",
             declines(change),
         )
     for row in pruned:
@@ -127,7 +131,7 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
             f"{tolerance:.0%})",
             SUPPORTED if raw_same and smaller else NOT_SUPPORTED,
         )
-        verdict = faster(row, ratio)
+        verdict = faster(row, ratio, share)
         add(
             f"Pruned to {row['sparsity_target']:.0%}, dense kernels run no faster (sparse kernels are needed).",
             f"{_speed(row)} ({row['kernels']})",
@@ -145,13 +149,13 @@ def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict
             SUPPORTED if row["compressed_reduction"] >= REFERENCE_HYBRID_REDUCTION else NOT_SUPPORTED,
         )
         change = row["accuracy_change"]
-        add(f"{name}: costs less than {margin:g} pp accuracy.", _interval(change), costs_little(change, margin))
-        low, high_ci = row["accuracy_ci95"]
+        add(f"{name}: costs less than {margin:g} pp accuracy.", _interval(change, level), costs_little(change, margin))
+        low, high_ci = row["accuracy_ci"]
         add(
             f"{name}: accuracy above {claims['high_accuracy']:.0%} (reference scale), i.e. above {high:.1%} on ours.",
-            f"{row['accuracy']:.1%} (95 % CI {low:.1%}-{high_ci:.1%}); threshold {claims['high_accuracy']:.0%} - "
+            f"{row['accuracy']:.1%} ({level} CI {low:.1%}-{high_ci:.1%}); threshold {claims['high_accuracy']:.0%} - "
             f"{claims['reference_baseline_accuracy']:.0%} + our baseline {base['accuracy']:.1%}",
-            above(row["accuracy_ci95"], high),
+            above(row["accuracy_ci"], high),
         )
     add(
         "Float16 suits GPUs/NPUs when accuracy is critical.",

@@ -42,10 +42,11 @@ class StepTimes(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
-def median_step(model: keras.Model, images: np.ndarray, labels: np.ndarray, validation: tuple, cached: bool) -> float:
+def median_step(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, validation: tuple, cached: bool, params: dict
+) -> float:
     """The median training step of `model` pruned as `prune` prunes it, after two warm-up steps."""
-    params, batch = params_lib.load(), params_lib.load()["train"]["batch_size"]
-    config = params["prune"]
+    config, batch = params["prune"], params["train"]["batch_size"]
     polynomial, _ = pruning.schedule(0.7, 100, config["mask_updates"], config["ramp_fraction"], config["ramp_power"])
     wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
     timer = StepTimes()
@@ -75,13 +76,13 @@ def main() -> None:
     model, _ = model_lib.load(paths.keras_folder("baseline"))
     model_lib.set_trainable(model, from_block=config["fine_tune_from_block"])
     lower, upper = model_lib.split_at_block(model, config["fine_tune_from_block"])
-    whole_step = median_step(model, images, labels, (validation[0][:batch], validation[1][:batch]), cached=False)
+    whole_step = median_step(model, images, labels, (validation[0][:batch], validation[1][:batch]), False, params)
     predict = training.keras_runner(batch)(lower)
     started = time.perf_counter()
     views = training.frozen_outputs(predict, images, augment=True)
     cache_seconds_per_image_view = (time.perf_counter() - started) / (8 * count)
     small_validation = (training.frozen_outputs(predict, validation[0][:batch], False)[0], validation[1][:batch])
-    upper_step = median_step(upper, views, labels, small_validation, cached=True)
+    upper_step = median_step(upper, views, labels, small_validation, True, params)
     steps_per_epoch = training.steps_per_epoch(len(train[1]), batch)
     cache_seconds = cache_seconds_per_image_view * 8 * (len(train[1]) + len(validation[1]) / 8)
     per_sparsity = {}

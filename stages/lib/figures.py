@@ -33,6 +33,16 @@ def _save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
+def _save_with_key(
+    figure: plt.Figure, rows: list[dict[str, Any]], key_left: float, path: Path, **margins: float
+) -> None:
+    """Save a figure of numbered points (`_numbered`) with their key from `key_left` in the right margin."""
+    figure.subplots_adjust(**margins)
+    _key(figure, rows, key_left)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def byte_ticks(axes: plt.Axes) -> None:
     """Plain KB / MB tick labels on a log-scaled byte axis."""
 
@@ -81,10 +91,7 @@ def accuracy_vs_size(rows: list[dict[str, Any]], level: str, path: Path) -> None
     )
     byte_ticks(axes)
     axes.legend(fontsize=8, loc="lower right")
-    figure.subplots_adjust(left=0.07, right=0.7, bottom=0.1, top=0.93)
-    _key(figure, rows, 0.72)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_with_key(figure, rows, 0.72, path, left=0.07, right=0.7, bottom=0.1, top=0.93)
 
 
 def latency(rows: list[dict[str, Any]], path: Path) -> None:
@@ -192,7 +199,4 @@ def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, A
         byte_ticks(axes)
         axes.legend(fontsize=7, loc="lower right")
     figure.suptitle("What fits a board: accuracy against the memory a microcontroller pays for (lines: budgets)")
-    figure.subplots_adjust(left=0.05, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
-    _key(figure, measured, 0.81)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_with_key(figure, measured, 0.81, path, left=0.05, right=0.8, bottom=0.12, top=0.9, wspace=0.08)

@@ -1,7 +1,7 @@
 """Compare two stage-time files (benchmarks/stage_times.py) by stage kind: time per kind, and the step rates.
 
 Usage: python benchmarks/compare.py OLD.json NEW.json
-A stage kind is the stage name before `@` (all `prune@<s>` together). Kinds only one run has are listed apart.
+A stage kind is the stage name before `@` (all `convert-pruned@<s>` together). Kinds only one run has are listed apart.
 The students' share is what the teacher, the students and their evaluations add to the rest of the run.
 """
 

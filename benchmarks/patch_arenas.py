@@ -52,7 +52,7 @@ def main() -> None:
             for grid in grids:
                 folder = Path(scratch) / f"grid{grid}"
                 folder.mkdir()
-                plan = patch_models.convert_deployment(model, block, grid, images, folder)
+                plan = patch_models.convert_deployment(model, block, grid, images, folder, 1 << 30)  # no LUT
                 arenas = [tflm.minimum_arena(part) for _, part in patching.parts(folder)]
                 stripped = [lut.strip(part)[0] for _, part in patching.parts(folder)]
                 stripped_ram = patching.ram_bytes(plan, [tflm.minimum_arena(part) for part in stripped])

@@ -47,7 +47,9 @@ def median_step(
 ) -> float:
     """The median training step of `model` pruned as `prune` prunes it, after two warm-up steps."""
     config, batch = params["prune"], params["train"]["batch_size"]
-    polynomial, _ = pruning.schedule(0.7, 100, config["mask_updates"], config["ramp_fraction"], config["ramp_power"])
+    polynomial, _ = pruning.schedule(
+        0.0, 0.7, 100, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
+    )
     wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
     timer = StepTimes()
     training.fit(

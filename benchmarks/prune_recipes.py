@@ -2,10 +2,12 @@
 
 Usage, from the repository root after `dvc repro teacher` (needs data/prepared, data/teacher.npz, models/baseline):
     python benchmarks/prune_recipes.py 0.8 --seeds 1 2 --set epochs_per_10pp=3 soft_label_weight=0
-Each seed runs the real `prune` stage in a scratch copy under /tmp/prune_recipes with the `prune.*` overrides and that
-seed, converts the pruned model to int8 (calibrated on training images, as `convert` does) and scores it on the
-validation split on LiteRT, as `evaluate` computes `validation_roc_auc`. One JSON line per run
-is printed and appended to benchmarks/results/prune_recipes.jsonl; times are comparable on an otherwise idle box only.
+    python benchmarks/prune_recipes.py 0.5 0.7 0.8 --set chain=true
+Each seed runs the real `prune` stage in a scratch copy under /tmp/prune_recipes with the given sparsities as
+`prune.sweep`, the `prune.*` overrides and that seed, converts each pruned model to int8 (calibrated on training
+images, as `convert` does) and scores it on the validation split on LiteRT, as `evaluate` computes
+`validation_roc_auc`. One JSON line per sparsity and seed is printed and appended to
+benchmarks/results/prune_recipes.jsonl; times are comparable on an otherwise idle box only.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def run(sparsity: float, seed: int, overrides: dict, scratch: Path) -> dict:
+def run(sweep: list[float], seed: int, overrides: dict, scratch: Path) -> list[dict]:
     tag = "_".join(f"{k}{v}" for k, v in overrides.items()) or "default"
-    folder = scratch / f"{sparsity}_{tag}_s{seed}"
+    folder = scratch / f"{'_'.join(map(str, sweep))}_{tag}_s{seed}"
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "data").mkdir(parents=True)
     (folder / "models").mkdir()
@@ -56,13 +58,15 @@ def run(sparsity: float, seed: int, overrides: dict, scratch: Path) -> dict:
         (folder / name).symlink_to(ROOT / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seed"] = seed
-    params["prune"].update(overrides)
+    params["prune"].update(overrides, sweep=sweep)
+    if params["prune"]["sparsity"] not in sweep:
+        params["prune"]["sparsity"] = sweep[0]  # deploy's start must be in the sweep; deploy does not run here
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PYTHONPATH=str(folder))
     started = time.perf_counter()
     with open(folder / "log.txt", "w") as log:
         subprocess.run(
-            [sys.executable, "-m", "stages.prune", "--sparsity", str(sparsity)],
+            [sys.executable, "-m", "stages.prune"],
             cwd=folder,
             env=env,
             stdout=log,
@@ -70,35 +74,46 @@ def run(sparsity: float, seed: int, overrides: dict, scratch: Path) -> dict:
             check=True,
         )
     seconds = time.perf_counter() - started
-    scored = subprocess.run(
-        [sys.executable, "-c", SCORE, str(sparsity)], cwd=folder, env=env, check=True, capture_output=True, text=True
-    )
-    metrics = json.loads((folder / f"metrics/prune/{sparsity}.json").read_text())
-    return {
-        "sparsity": sparsity,
-        "seed": seed,
-        "overrides": overrides,
-        "prune": params["prune"],  # the whole recipe the run used, so the record stands on its own
-        **json.loads(scored.stdout.splitlines()[-1]),
-        "epochs": metrics["epochs"],
-        "prune_seconds": round(seconds, 1),
-        "sparsity_measured": round(metrics["sparsity_measured"]["prunable"], 4),
-    }
+    records = []
+    for sparsity in sweep:
+        scored = subprocess.run(
+            [sys.executable, "-c", SCORE, str(sparsity)],
+            cwd=folder,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        metrics = json.loads((folder / f"metrics/prune/{sparsity}.json").read_text())
+        records.append(
+            {
+                "sparsity": sparsity,
+                "seed": seed,
+                "overrides": overrides,
+                "prune": params["prune"],  # the whole recipe the run used, so the record stands on its own
+                **json.loads(scored.stdout.splitlines()[-1]),
+                "epochs": metrics["epochs"],
+                "prune_seconds": round(seconds, 1),  # the whole sweep's stage
+                "sparsity_measured": round(metrics["sparsity_measured"]["prunable"], 4),
+            }
+        )
+    return records
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("sparsity", type=float)
+    parser.add_argument("sparsities", type=float, nargs="+", help="the sweep the stage runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--set", nargs="*", default=[], help="prune.<key>=<value> overrides, without `prune.`")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/prune_recipes"))
     args = parser.parse_args()
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     for seed in args.seeds:
-        line = json.dumps(run(args.sparsity, seed, overrides, args.scratch))
-        print(line, flush=True)
-        with RESULTS.open("a") as results:
-            results.write(line + "\n")
+        for record in run(args.sparsities, seed, overrides, args.scratch):
+            line = json.dumps(record)
+            print(line, flush=True)
+            with RESULTS.open("a") as results:
+                results.write(line + "\n")
 
 
 if __name__ == "__main__":

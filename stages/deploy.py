@@ -1,4 +1,4 @@
-"""Stage `deploy`: the model we ship. Start from `prune@<prune.sparsity>`, optionally cluster, then
+"""Stage `deploy`: the model we ship. Start from `pruned/<prune.sparsity>`, optionally cluster, then
 sparsity-preserving quantization-aware training and full-integer int8 conversion."""
 
 from __future__ import annotations

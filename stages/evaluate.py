@@ -35,6 +35,9 @@ def main() -> None:
     # whole-image file, which computes the same function in one piece).
     deployment = paths.patches_folder(args.model) if args.format == "int8" else None
     deployment = deployment if deployment and deployment.exists() else None
+    # What TFLite Micro runs: the file as a board stores it where the stage wrote one (a student's), else the same.
+    device_file = paths.device_path(args.model)
+    device_file = device_file if args.format == "int8" and device_file.exists() else path
 
     @functools.cache  # each part's interpreter opens once, for the test and the validation pass
     def open_part(_: str, model: bytes) -> patching.PartRunner:
@@ -75,7 +78,8 @@ def main() -> None:
         result["latency_ms"] = timing["latency_ms"]
         result["float32_latency_ms"], result["speedup_vs_float32"] = timing["reference_latency_ms"], timing["speedup"]
     if deployment is not None:  # one part at a time in one arena, plus the assembled block output and the image
-        parts, plan = [model for _, model in patching.parts(deployment)], patching.read_plan(deployment)
+        # The board's parts: stripped of what TFLM never reads (`patching`).
+        parts, plan = [model for _, model in patching.parts(deployment, device=True)], patching.read_plan(deployment)
         arenas = [tflm.minimum_arena(part) for part in parts]
         result["tflm_arena_bytes"] = patching.ram_bytes(plan, arenas)
         result["deployment"] = {
@@ -84,6 +88,7 @@ def main() -> None:
             "buffer_bytes": int(np.prod(plan["buffer_shape"])),
             "input_bytes": int(np.prod(plan["input_shape"])),
             "size_bytes": patching.flash_bytes(deployment),
+            "unstripped_size_bytes": (deployment / patching.BUNDLE_FILE).stat().st_size,
             "separate_parts_size_bytes": plan["separate_bytes"],
             "whole_image_size_bytes": result["size_bytes"],
             "whole_image_multiply_accumulates": result["multiply_accumulates"],
@@ -92,9 +97,12 @@ def main() -> None:
         }
         result["size_bytes"] = result["deployment"]["size_bytes"]
         # The patches recompute their overlapping borders: the deployment's MACs are what the board's latency costs.
-        result["multiply_accumulates"] = sum(litert.multiply_accumulates(part) for part in parts)
+        # (Counted by LiteRT, on the parts as the converter wrote them: it refuses the stripped ones.)
+        result["multiply_accumulates"] = sum(
+            litert.multiply_accumulates(part) for _, part in patching.parts(deployment)
+        )
     elif args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
-        result["tflm_arena_bytes"] = tflm.minimum_arena(path)
+        result["tflm_arena_bytes"] = tflm.minimum_arena(device_file)
     if args.format == "int8":
         # Board candidates are ranked on validation scores (`report.rank_by`): the test split decides nothing.
         validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
@@ -104,7 +112,7 @@ def main() -> None:
         result["validation_roc_auc"] = validation_scores["roc_auc"]
     if args.tflm:  # the accuracy the device would give: TFLite Micro on every test image
         if deployment is None:
-            micro = tflm.micro_predict(path, images, result["tflm_arena_bytes"])
+            micro = tflm.micro_predict(device_file, images, result["tflm_arena_bytes"])
         else:
             micro = tflm.micro_predict_deployment(deployment, images, result["deployment"]["part_arena_bytes"])
         micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])

@@ -1,8 +1,9 @@
 """Stage `firmware`: for every board, the firmware contract of the model the report recommends: `edge_model.h` (the
 plan, every part's quantization, the preprocessing, the threshold, the operators, the arena and the RAM and flash
-counted), `edge_model_data.cc` (the model's bytes, or a patch deployment's blob) and the reference runner that executes
-the plan (`firmware/`), which the tests run on the host against the pipeline's own answers. A model stored under
-TFLite Micro's look-up-table compression (`micro`'s int8_lut) comes with a note on building TFLM for it."""
+counted), `edge_model_data.cc` (the model's bytes as the board stores them, or a patch deployment's blob) and the
+reference runner that executes the plan (`firmware/`), which the tests run on the host against the pipeline's own
+answers. A model stored under TFLite Micro's look-up-table compression (`micro`'s int8_lut, a clustered student's
+device file) comes with a note on building TFLM for it."""
 
 from __future__ import annotations
 
@@ -33,10 +34,14 @@ def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict
             "block-output buffer": deployment["buffer_bytes"],
             "image": deployment["input_bytes"],
         }
-        return (folder / patching.BUNDLE_FILE).read_bytes(), patching.read_plan(folder), ram
-    if rows.lut_compressed(row):  # what the board stores: the look-up-table-compressed file `micro` checked
-        return (paths.MICRO_FOLDER / paths.LUT_FILE).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
-    return paths.tflite_path(row["model"], row["format"]).read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
+        return *patching.device_blob(folder), ram
+    if row["model"].startswith("students/"):  # stripped, and compressed where that shrinks it (`student`)
+        path = paths.device_path(row["model"])
+    elif rows.lut_compressed(row):  # the look-up-table-compressed file `micro` checked
+        path = paths.MICRO_FOLDER / paths.LUT_FILE
+    else:
+        path = paths.tflite_path(row["model"], row["format"])
+    return path.read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
 
 
 def write_board(folder: Path, description: str, variant: str, row: dict[str, Any], params: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
-"""Stage `prune@<sparsity>`: magnitude-prune the baseline's Conv2D and Dense layers to one sparsity and fine-tune."""
+"""Stage `prune`: magnitude-prune the baseline's Conv2D and Dense layers to every sparsity of the sweep and fine-tune.
+
+With `prune.chain` each sparsity starts from the one below it (the baseline for the lowest), as one gradual ramp
+with a model kept at every stop; otherwise each starts from the baseline."""
 
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 
@@ -12,13 +13,12 @@ from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_json
 
 
-def prune_baseline(params: dict, sparsity: float) -> tuple:
-    """The baseline pruned to `sparsity` and fine-tuned, stripped of its wrappers; plus its measured sparsity and
-    the fine-tune's epochs (run, and the one kept)."""
+def fine_tune(params: dict, model, start: float, sparsity: float, epochs: int, splits: dict) -> tuple:
+    """`model` (at `start` sparsity) pruned to `sparsity` over `epochs` epochs and stripped of its wrappers; plus
+    the epochs run and the one kept."""
     seed, config, batch_size = params["seed"], params["prune"], params["train"]["batch_size"]
     model_lib.seed_everything(seed)
-    train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
-    model, _ = model_lib.load(paths.keras_folder("baseline"))
+    (images, labels), validation = splits["train"], splits["validation"]
     model_lib.set_trainable(model, from_block=config["fine_tune_from_block"])
     frozen = pruning.frozen_prunable(model, config["min_layer_weights"])
     if frozen:
@@ -26,10 +26,9 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
             f"params.yaml: `prune.fine_tune_from_block` is {config['fine_tune_from_block']}, which freezes layers "
             f"that are pruned ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); lower it"
         )
-    epochs = pruning.epochs_for(sparsity, config["epochs"], config["epochs_per_10pp"])
-    steps = training.steps_per_epoch(len(train[1]), batch_size)
+    steps = training.steps_per_epoch(len(labels), batch_size)
     polynomial, ramp_end = pruning.schedule(
-        sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
+        start, sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
     )
     wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
     learning_rate, floor = config["learning_rate"], params["train"]["learning_rate_floor"]  # floor: cosine only
@@ -40,36 +39,26 @@ def prune_baseline(params: dict, sparsity: float) -> tuple:
     training.fit(
         wrapped,
         # Distillation from the model being pruned: the baseline's soft labels (`teacher`) mixed with the labels.
-        (train[0], data.mixed_targets(train[1], np.load(paths.TEACHER)["train"], config["soft_label_weight"])),
+        (images, data.mixed_targets(labels, splits["teacher"], config["soft_label_weight"])),
         validation,
         epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
         augment=params["train"]["augment"],
         seed=seed,
-        class_weight=training.class_weights(params, train[1]),
+        class_weight=training.class_weights(params, labels),
         callbacks=pruning.callbacks() + [training.live_callback(live), keep],
     )
     live.end()
-    stripped = pruning.strip(wrapped)
     kept = None if keep.best_weights is None else keep.best_epoch + 1
-    return (
-        stripped,
-        pruning.weight_sparsity(stripped),
-        {"fine_tune": epochs, "kept": kept, f"kept_validation_{keep.monitor.removeprefix('val_')}": float(keep.best)},
-    )
+    metric = keep.monitor.removeprefix("val_")
+    return pruning.strip(wrapped), {"fine_tune": epochs, "kept": kept, f"kept_validation_{metric}": float(keep.best)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sparsity", type=float, required=True)
-    sparsity = parser.parse_args().sparsity
-    params = params_lib.load()
-    if not 0 < sparsity < 1:
-        raise UserError(f"--sparsity {sparsity}: expected a fraction in (0, 1), as in `prune.sweep`")
+def save(params: dict, sparsity: float, start: float, model, epochs: dict, splits: dict) -> str:
+    """Write `models/pruned/<sparsity>` and `metrics/prune/<sparsity>.json`; a line for the log."""
     name = paths.variant_name(paths.pruned_model(sparsity), "keras")
-    model, sparsity_measured, epochs = prune_baseline(params, sparsity)
-    validation, test = data.load_split(paths.PREPARED, "validation"), data.load_split(paths.PREPARED, "test")
+    validation, test = splits["validation"], splits["test"]
     threshold, probabilities = training.threshold_and_test_probabilities(
         model, validation, test[0], params["threshold"]
     )
@@ -78,19 +67,38 @@ def main() -> None:
         model_lib.save(
             folder, model, {"variant": name, "threshold": threshold, "sparsity_target": sparsity}, probabilities
         )
+    measured = pruning.weight_sparsity(model)
     test_scores = scores.classification_scores(test[1], probabilities, threshold)
     write_json(
         paths.prune_metrics_path(sparsity),
         {
             "sparsity_target": sparsity,
-            "sparsity_measured": sparsity_measured,
+            "started_from": start,
+            "sparsity_measured": measured,
             "keras_test_accuracy": test_scores["accuracy"],
             "keras_test_balanced_accuracy": test_scores["balanced_accuracy"],
             "threshold": threshold,
             "epochs": epochs,
         },
     )
-    print(f"prune: {name} sparsity {sparsity_measured['prunable']:.3f}, test accuracy {test_scores['accuracy']:.4f}")
+    accuracy = test_scores["accuracy"]
+    return f"prune: {name} from {start:g}, sparsity {measured['prunable']:.3f}, test accuracy {accuracy:.4f}"
+
+
+def main() -> None:
+    params = params_lib.load()
+    config = params["prune"]
+    splits = {name: data.load_split(paths.PREPARED, name) for name in ("train", "validation", "test")}
+    splits["teacher"] = np.load(paths.TEACHER)["train"]
+    model, cumulative = None, 0
+    for sparsity, start, epochs in pruning.steps(
+        config["sweep"], config["chain"], config["epochs"], config["epochs_per_10pp"]
+    ):
+        if start == 0:
+            (model, _), cumulative = model_lib.load(paths.keras_folder("baseline")), 0
+        model, epoch_record = fine_tune(params, model, start, sparsity, epochs, splits)
+        cumulative += epochs
+        print(save(params, sparsity, start, model, {**epoch_record, "since_baseline": cumulative}, splits))
 
 
 if __name__ == "__main__":

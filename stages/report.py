@@ -98,6 +98,22 @@ def _deployment_sentence(row: dict[str, Any]) -> str:
     )
 
 
+def _clustering_sentence(row: dict[str, Any]) -> str:
+    clustering, lut = row["clustering"], row["lut"]
+    tables = (
+        f"{lut['kernels']} kernels as table indices ({lut['kernel_bytes_int8']:,} → {lut['kernel_bytes_lut']:,} B)"
+        if lut
+        else "no kernel shrank as table indices"
+    )
+    return (
+        f"{cells.label(row)}: each output channel clustered to {clustering['clusters']} values, whole-image int8 "
+        "validation AUC "
+        f"{clustering['clustered_int8_validation_roc_auc']:.4f} against {clustering['int8_validation_roc_auc']:.4f} "
+        f"unclustered; {tables}; {row['flash_bytes']:,} B stored, {row['flash_bytes'] / row['size_bytes']:.2f}× "
+        "the int8 bytes"
+    )
+
+
 def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
     """The student models: shape, cost, TFLM accuracy, estimated latency per board, and what distillation buys."""
     students = [row for row in table if row["model"].startswith("students/")]
@@ -125,7 +141,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
     ]
     for row in students:
         lines.append(
-            f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {row['size_bytes']:,} B "
+            f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {cells.flash(row)} "
             f"| {cells.arena(row)} | {cells.tflm_accuracy(row['tflm'])} "
             f"| {cells.change(row['tflm_accuracy_change'])} | "
             + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
@@ -142,6 +158,16 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
             "image, their flash one blob of every part with the weights the patch models share stored once, their "
             "MACs include the recomputed patch borders; their scores are the "
             "deployment's. " + "; ".join(_deployment_sentence(row) for row in patched) + ".",
+        ]
+    clustered = [row for row in students if row["clustering"]]
+    if clustered:
+        lines += [
+            "",
+            "Flash is what a board stores: the int8 file (or blob) stripped of what TFLM never reads, its clustered "
+            "kernels as per-channel look-up-table indices (`int8_lut`: TFLM's DECODE operators on reference kernels, "
+            "so the latency estimate uses the reference-kernel rate). "
+            + "; ".join(_clustering_sentence(row) for row in clustered)
+            + ".",
         ]
     for gain in gains:
         mcnemar = f"McNemar p {gain['mcnemar_p']:.2f}"

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from stages.lib import conversion, data, litert, patch_models, patching, paths, scores, training
+from stages.lib import clustering, conversion, data, litert, lut, patch_models, patching, paths, scores, training
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
 from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_json
@@ -27,6 +27,11 @@ def targets(params: dict, shape: dict, images: np.ndarray, labels: np.ndarray) -
         return images, wanted, 0
     unlabeled = data.resize_all(data.load_unlabeled(paths.UNLABELED), images.shape[1])
     return np.concatenate([images, unlabeled]), np.concatenate([wanted, teacher["unlabeled"]]), len(unlabeled)
+
+
+def _reference_auc(flatbuffer: bytes, validation: tuple[np.ndarray, np.ndarray]) -> float:
+    probabilities = litert.predict(litert.reference_interpreter(flatbuffer), validation[0])
+    return scores.roc_auc(validation[1], probabilities)
 
 
 def frozen_runner(runtime: str, num_threads: int, batch_size: int) -> training.FrozenRunner | None:
@@ -85,20 +90,28 @@ def main() -> None:
     # Full-integer int8, calibrated on labeled training images; its decision threshold is chosen on validation with
     # LiteRT's reference kernels, the integer arithmetic TFLite Micro runs.
     representative = data.representative_images(labeled, params["convert"]["representative_samples"], seed)
+    twin = None
+    if shape["clusters"]:  # the unclustered twin's int8 validation AUC: what clustering may cost (`decisions.md`)
+        twin_int8 = conversion.convert(model, "int8", representative)
+        twin = {"int8_bytes": len(twin_int8), "int8_validation_roc_auc": _reference_auc(twin_int8, validation)}
+        clustering.cluster_channels(model, shape["clusters"], config["cluster_min_weights"])
     started = time.perf_counter()
     flatbuffer = conversion.convert(model, "int8", representative)
     convert_seconds = time.perf_counter() - started
     tflite_file = paths.tflite_path(paths.student_model(name), "int8")
     write_bytes(tflite_file, flatbuffer)
+    if twin:
+        twin["clustered_int8_validation_roc_auc"] = _reference_auc(flatbuffer, validation)
     deployment = paths.patches_folder(paths.student_model(name))
     shutil.rmtree(deployment, ignore_errors=True)  # a stale deployment would be evaluated as this student's
+    lut_min_saving = params["micro"]["lut_min_saving_bytes"]
     if shape["patches"]:
         # The deployment the boards are offered: the first blocks per patch, then the rest (`patch_models`).
         grid, block = shape["patches"]["grid"], shape["patches"]["through_block"]
         with atomic_path(deployment) as folder:
             folder.mkdir()
-            patch_models.convert_deployment(model, block, grid, representative, folder)
-        stored = (deployment / patching.BUNDLE_FILE).read_bytes()
+            plan = patch_models.convert_deployment(model, block, grid, representative, folder, lut_min_saving)
+        unstripped, device, device_lut = (deployment / patching.BUNDLE_FILE).read_bytes(), None, plan["lut"]
         int8_validation = patching.predict(
             deployment,
             validation[0],
@@ -106,8 +119,12 @@ def main() -> None:
             "int8 validation (patches)",
         )
     else:
-        stored = flatbuffer
+        unstripped = flatbuffer
+        device, kernels = lut.device_model(flatbuffer, lut_min_saving)
+        device_lut = lut.summary(kernels) if kernels else None
+        write_bytes(paths.device_path(paths.student_model(name)), device)
         int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
+    stored = device if device is not None else (deployment / patching.DEVICE_FILE).read_bytes()
     float_validation = model_lib.predict(model, validation[0])
     float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"])
     threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"])
@@ -123,9 +140,15 @@ def main() -> None:
         paths.convert_metrics_path(paths.student_model(name)),
         {
             "int8": {
-                # What a board stores: the whole-image file, or the blob of the patch-based deployment's parts.
-                "size_bytes": len(stored),
-                "compressed_bytes": litert.compressed_size(stored),
+                # The int8 file (or the blob of the patch-based deployment's parts), as the converter wrote it.
+                "size_bytes": len(unstripped),
+                "compressed_bytes": litert.compressed_size(unstripped),
+                # What a board stores: that, stripped of what TFLM never reads, kernels as look-up-table indices where
+                # that shrinks them (`lut`, summarised in `lut`; None: none did).
+                "device_bytes": len(stored),
+                "lut": device_lut,
+                # Clustering's cost on validation, whole-image int8 on LiteRT's reference kernels (None: unclustered).
+                "clustering": twin and {**twin, "clusters": shape["clusters"]},
                 "whole_image_size_bytes": len(flatbuffer),
                 "convert_seconds": round(convert_seconds, 2),
                 "representative_samples": len(representative),

@@ -117,7 +117,7 @@ def pruned(short_classifier, elpv_images):
     net = copy_model(short_classifier)
     model.set_trainable(net, from_block=0)
     steps = 4 * 3  # 24 images / batch 8 = 3 steps per epoch, 4 epochs
-    polynomial, _ = pruning.schedule(0.6, steps, 20, 0.5, 3)
+    polynomial, _ = pruning.schedule(0.0, 0.6, steps, 20, 0.5, 3)
     wrapped = pruning.prune(net, polynomial, min_weights=0)
     fit_briefly(wrapped, images, labels, 4, pruning.callbacks())
     return pruning.strip(wrapped)
@@ -149,6 +149,8 @@ TINY = {
                 "expand_keep": {"block1": 0.5},
                 "epochs": 1,
                 "fine_tune_from_block": 1,
+                "patches": None,
+                "clusters": 16,
             },
             # The control runs its block 0 in 2x2 patches: the patch-based deployment runs end to end, through TFLM
             # and into firmware.
@@ -162,6 +164,8 @@ TINY = {
         },
         "batch_size": 8,
         "head_epochs": 1,
+        # The tiny layers are small: cluster (b10_96) those of 256 weights and more.
+        "cluster_min_weights": 256,
     },
     # A tiny run's models are weak: recommend the best that fits whatever its accuracy, so firmware is exercised.
     "report": {"accuracy_floor": 0.0},

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, copy_model
 from stages import firmware
-from stages.lib import contract, conversion, data, litert, patch_models, patching, tflm
+from stages.lib import clustering, contract, conversion, data, litert, patch_models, patching, tflm
 from stages.lib import params as params_lib
 
 CXX = shutil.which("g++") or shutil.which("c++")
@@ -132,12 +132,15 @@ def boards(short_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, 
     whole = conversion.convert(short_classifier, "int8", calibration)
     deployment = root / "deployment"
     deployment.mkdir()
-    plan = patch_models.convert_deployment(short_classifier, 1, 2, calibration, deployment)
-    arenas = [tflm.minimum_arena(model) for _, model in patching.parts(deployment)]
+    # Clustered as a student is, so the board's parts hold look-up-table kernels and DECODE operators.
+    clustered = copy_model(short_classifier)
+    assert clustering.cluster_channels(clustered, 8, 0) > 0
+    patch_models.convert_deployment(clustered, 1, 2, calibration, deployment, 64)
+    arenas = [tflm.minimum_arena(model) for _, model in patching.parts(deployment, device=True)]
     made = {}
     for name, blob, board_plan, arena in (
         ("whole", whole, None, tflm.minimum_arena(whole)),
-        ("patches", (deployment / patching.BUNDLE_FILE).read_bytes(), plan, max(arenas)),
+        ("patches", *patching.device_blob(deployment), max(arenas)),
     ):
         row = {"threshold": 0.4, "tflm_arena_bytes": arena, "deployment": {"part_arena_bytes": arenas}}
         folder = root / name
@@ -156,7 +159,7 @@ def test_runner_reproduces_the_pipelines_tflm_answers_bit_for_bit(boards, images
         expected = tflm.micro_predict(made["model"], images, made["arena"], workers=1)
     else:
         runner = lambda _, model: tflm._micro_runner(model, made["arena"] * 2)  # noqa: E731
-        expected = patching.predict(made["deployment"], images, runner, "")
+        expected = patching.predict(made["deployment"], images, runner, "", device=True)
     assert len(images) >= 100
     np.testing.assert_array_equal(answers, expected)
     # The int8 threshold takes the same decisions as the probability threshold.
@@ -182,15 +185,18 @@ def test_operator_registration_lists_every_operator_of_every_part(boards, kind, 
     for model in models:  # LiteRT's own reading of the operators, not the contract's
         interpreter = litert.reference_interpreter(model)
         expected |= {contract.resolver_method(op["op_name"]) for op in interpreter._get_ops_details()}
-    assert count == len(registered) and registered == expected
     if kind == "patches":
+        # The board's parts decompress their clustered kernels: TFLM's DECODE, which LiteRT does not know.
+        assert patching.read_plan(made["deployment"])["lut"]["kernels"] > 0
+        expected.add("AddDecode")
         assert "AddPad" in registered  # the patches pad their borders inside the model
+    assert count == len(registered) and registered == expected
 
 
 def test_header_carries_the_whole_contract(boards):
     folder, made = boards["patches"]
     header = (folder / "edge_model.h").read_text()
-    plan = patching.read_plan(made["deployment"])
+    _, plan = patching.device_blob(made["deployment"])
     offsets = ", ".join(str(part["offset"]) for part in [*plan["patches"], plan["tail"]])
     assert f"edge_model_part_offsets[5] = {{{offsets}}};" in header
     first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])

@@ -21,7 +21,7 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
 
 def test_repro_runs_every_stage(repo: Path):
     ran = stages_run((repo / "first_repro.log").read_text())
-    expected = {"prepare", "train", "prune@0.5", "deploy", "evaluate-deploy", "micro", "report"}
+    expected = {"prepare", "train", "prune", "deploy", "evaluate-deploy", "micro", "report"}
     expected |= {"convert-baseline", "convert-pruned@0.5", "evaluate-pruned-sparse@0.5-int8", "teacher", "firmware"}
     expected |= {f"{kind}@{name}" for kind in ("student", "evaluate-student") for name in TINY["students"]["run"]}
     formats = TINY["convert"]["formats"]
@@ -38,8 +38,11 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
         tflite = (repo / "models/tflite" / metrics.relative_to(repo / "metrics/evaluate")).with_suffix(".tflite")
         if "deployment" in values:  # a patch-based deployment: what a board stores is the blob of its parts
             deployment = tflite.parent / "patches"
-            assert values["size_bytes"] == (deployment / "parts.bin").stat().st_size
-            assert values["size_bytes"] < values["deployment"]["separate_parts_size_bytes"]  # shared weights
+            # What the board stores: the parts' blob stripped of what TFLM never reads, under the converter's blob.
+            assert values["size_bytes"] == (deployment / "device.bin").stat().st_size
+            assert values["size_bytes"] < values["deployment"]["unstripped_size_bytes"]
+            assert values["deployment"]["unstripped_size_bytes"] == (deployment / "parts.bin").stat().st_size
+            assert values["deployment"]["unstripped_size_bytes"] < values["deployment"]["separate_parts_size_bytes"]
             assert values["deployment"]["whole_image_size_bytes"] == tflite.stat().st_size
             parts = [model for _, model in patching.parts(deployment)]
             assert values["multiply_accumulates"] == sum(litert.multiply_accumulates(part) for part in parts)
@@ -109,6 +112,11 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
             assert values["multiply_accumulates"] == litert.multiply_accumulates(path) > 0
         assert litert.io_types(path) == ("int8", "int8")
         assert litert.input_size(litert.open_interpreter(path, 1)[0]) == 32
+        # Clustered where asked, and stored by the board stripped (and compressed where that shrinks it): fewer bytes.
+        converted = json.loads((repo / f"metrics/convert/students/{name}.json").read_text())["int8"]
+        clusters = TINY["students"]["shapes"][name].get("clusters")
+        assert (converted["clustering"] or {}).get("clusters") == clusters
+        assert converted["device_bytes"] < converted["size_bytes"]
         student = json.loads((repo / f"metrics/students/{name}.json").read_text())
         assert student["unlabeled_images"] == (16 if not name.endswith("_labels") else 0)
     # The teacher labels every training image; the unlabeled cells share no content with any labeled image.
@@ -131,11 +139,11 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
         if variant:
             row = summary["variants"][variant]
             folder = repo / "models/firmware" / board
-            stored = (
-                repo / "models/tflite" / row["model"] / "patches/parts.bin"
-                if row["deployment"]
-                else repo / "models/tflite" / row["model"] / f"{row['format']}.tflite"
-            )
+            stored = repo / "models/tflite" / row["model"] / f"{row['format']}.tflite"
+            if row["deployment"]:
+                stored = repo / "models/tflite" / row["model"] / "patches/device.bin"
+            elif row["model"].startswith("students/"):
+                stored = repo / "models/tflite" / row["model"] / "int8_device.tflite"
             assert _array_bytes(folder / "edge_model_data.cc") == stored.read_bytes()
             header = (folder / "edge_model.h").read_text()
             assert f"edge_model_threshold = {row['threshold']!r};" in header
@@ -166,7 +174,7 @@ def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micr
         if row["deployment"]:
             deployment = repo / "models/tflite" / row["model"] / "patches"
             runner = lambda _, model, arena=arena: tflm._micro_runner(model, arena)  # noqa: E731
-            np.testing.assert_array_equal(answers, patching.predict(deployment, images, runner, ""))
+            np.testing.assert_array_equal(answers, patching.predict(deployment, images, runner, "", device=True))
         else:
             stored = _array_bytes(folder / "edge_model_data.cc")
             np.testing.assert_array_equal(answers, tflm.micro_predict(stored, images, arena, workers=1))
@@ -277,7 +285,7 @@ def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Pat
         repo,
     )
     ran = stages_run(result.stdout)
-    assert {"prune@0.9", "deploy", "report"} <= ran and not ran & {"prepare", "train", "prune@0.5"}
+    assert {"prune", "convert-pruned@0.9", "deploy", "report"} <= ran and not ran & {"prepare", "train", "teacher"}
     params = _experiment_file(repo, "sweep09", "params.yaml")
     assert "learning_rate: 3e-05" in params  # what DVC wrote, and what PyYAML would read as a string
     lock = read_yaml(_experiment_file(repo, "sweep09", "dvc.lock"))  # YAML 1.2, as DVC wrote it

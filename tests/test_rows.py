@@ -78,9 +78,9 @@ def test_students_carry_their_tflite_micro_answers(tmp_path: Path, monkeypatch):
     by_variant = {row["variant"]: row for row in rows.collect(_params([0.5]))}
     assert by_variant["student_b7_96_int8"]["correct"] == [1, 0]
     assert by_variant["student_b7_96_int8"]["tflm_correct"] == [0, 1]
-    # The default small-board student runs blocks 0-2 in patches; its name says so.
+    # The default students run blocks 0-2 in patches; their notes say so.
     assert by_variant["student_b7_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
-    assert "patches" not in by_variant["student_b10_96_int8"]["note"]
+    assert by_variant["student_b10_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
     assert by_variant["deploy_int8"]["tflm_correct"] is None  # its TFLM run is `micro`'s, on its own images
 
 
@@ -92,6 +92,21 @@ def test_a_board_stores_the_compressed_deploy_model_where_micro_made_one(tmp_pat
     _write_run(_params([0.5]), lut_deploy=True)
     deploy = rows.find(rows.collect(_params([0.5])), "deploy_int8")
     assert (deploy["flash_bytes"], deploy["size_bytes"], deploy["tflm_arena_bytes"]) == (50, 90, 1234)
+
+
+def test_a_board_stores_a_students_device_file(tmp_path: Path, monkeypatch):
+    """Stripped (and compressed where that shrank it) by `student`: its bytes, with the arena `evaluate` measured."""
+    monkeypatch.chdir(tmp_path)
+    _write_run(_params([0.5]))
+    evaluation = json.loads(paths.evaluate_metrics_path("students/b10_96", "int8").read_text())
+    write_json(paths.evaluate_metrics_path("students/b10_96", "int8"), evaluation | {"tflm_arena_bytes": 777})
+    lut = {"kernels": 3, "kernel_bytes_int8": 40, "kernel_bytes_lut": 20}
+    for compressed in (None, lut):
+        converted = {"size_bytes": 100, "compressed_bytes": 50, "device_bytes": 60, "lut": compressed}
+        write_json(paths.convert_metrics_path("students/b10_96"), {"int8": converted})
+        row = rows.find(rows.collect(_params([0.5])), "student_b10_96_int8")
+        assert (row["flash_bytes"], row["size_bytes"], row["tflm_arena_bytes"]) == (60, 100, 777)
+        assert rows.lut_compressed(row) == (compressed is not None)
 
 
 def test_a_missing_variant_is_a_user_error(tmp_path: Path, monkeypatch):

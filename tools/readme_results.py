@@ -71,13 +71,18 @@ def block(summary: dict, level: str) -> str:
     return "\n".join(lines)
 
 
+def _kind(stage: str) -> str:
+    """`prune@0.5` (one stage per sparsity in older runs) and `prune` -> `prune`."""
+    return stage.split("@", 1)[0]
+
+
 def cost(times: dict) -> str:
     """What the committed default run took, on which machine."""
     machine = times["machine"]
-    prune = [value for key, value in times["median_step_seconds"].items() if key.startswith("prune@")]
+    prune = [value for key, value in times["median_step_seconds"].items() if _kind(key) == "prune"]
     return (
         f"A full `dvc repro` took **{times['total_seconds'] / 60:.0f} min** on a {machine['cores']}-core "
-        f"{machine['cpu']} at {min(prune):.2f}-{max(prune):.2f} s per `prune` step\n"
+        f"{machine['cpu']} at {'-'.join(sorted({f'{min(prune):.2f}', f'{max(prune):.2f}'}))} s per `prune` step\n"
         "(`benchmarks/results/stage_times.json`; scale by your box's step rate, see docs/benchmarks.md)."
     )
 
@@ -96,11 +101,11 @@ def runs_table() -> str:
         def total(prefixes: tuple[str, ...], stages: dict = stages) -> str:
             return f"{sum(v for k, v in stages.items() if k.startswith(prefixes)):,.0f} s"
 
-        prune = [v for k, v in times.get("median_step_seconds", {}).items() if k.startswith("prune@")]
+        prune = [v for k, v in times.get("median_step_seconds", {}).items() if _kind(k) == "prune"]
         step = f"{sum(prune) / len(prune):.2f} s" if prune else "–"
         lines.append(
             f"| `{path.name}` | {times['machine']['cores']}-core {times['machine']['cpu']} "
-            f"| {times['total_seconds']:,.0f} s | {total(('train',))} | {total(('prune@',))} | {total(('deploy',))} "
+            f"| {times['total_seconds']:,.0f} s | {total(('train',))} | {total(('prune',))} | {total(('deploy',))} "
             f"| {total(('student@', 'teacher'))} | {total(('evaluate',))} | {total(('micro',))} | {step} |"
         )
     return "\n".join(lines)
@@ -125,6 +130,25 @@ def prune_recipes() -> str:
         mean = sum(r["int8_validation_auc"] for r in records) / len(records)
         shown = ", ".join(f"{k}={v}" for k, v in json.loads(overrides).items()) or "the params of the time"
         lines.append(f"| {sparsity} | {shown} | {runs} | {mean:.4f} |")
+    return "\n".join(lines)
+
+
+def student_clusters() -> str:
+    """docs/decisions.md: every student-clustering candidate on validation, against its unclustered twin."""
+    lines = [
+        "| student | method | clusters | smallest kernel clustered | int8 validation AUC (twin) | Δ | stored bytes "
+        "(× int8) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for line in (TIMES / "student_clusters.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        method = r["method"] + (f", {r['cluster_epochs']} fine-tune epochs" if "cluster_epochs" in r else "")
+        lines.append(
+            f"| `{r['student']}` | {method} | {r['clusters']} | {r['cluster_min_weights']:,} "
+            f"| {r['validation_auc']:.4f} ({r['twin_validation_auc']:.4f}) "
+            f"| {r['validation_auc'] - r['twin_validation_auc']:+.4f} "
+            f"| {r['lut_bytes']:,} ({r['lut_bytes'] / r['int8_bytes']:.2f}×) |"
+        )
     return "\n".join(lines)
 
 
@@ -173,7 +197,10 @@ def documents() -> dict[Path, str]:
             {"boards": boards(summary, targets), "results": block(summary, level), "cost": cost(times)},
         ),
         benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
-        decisions: render(decisions.read_text(), {"prune_recipes": prune_recipes(), "prune_cache": prune_cache()}),
+        decisions: render(
+            decisions.read_text(),
+            {"prune_recipes": prune_recipes(), "prune_cache": prune_cache(), "student_clusters": student_clusters()},
+        ),
     }
 
 

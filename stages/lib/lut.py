@@ -4,6 +4,7 @@ compressor does the work and inserts the DECODE operators; its runtime decompres
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 from typing import Any
@@ -80,6 +81,8 @@ def plan(model: bytes, min_saving_bytes: int) -> list[dict[str, Any]]:
                         "tensor": kernel.index,
                         "axis": axis,
                         "int8_bytes": kernel.array.nbytes,
+                        # Patch parts hold the same kernels, which a bundle stores once: `summary` counts each once.
+                        "digest": hashlib.sha256(kernel.array.tobytes()).hexdigest(),
                     }
                     | best
                 )
@@ -112,7 +115,8 @@ def compress(model: bytes, min_saving_bytes: int) -> tuple[bytes, list[dict[str,
 
 
 def summary(chosen: list[dict[str, Any]]) -> dict[str, Any]:
-    """How many kernels were compressed, at which widths, and the kernel bytes before and after."""
+    """How many distinct kernels were compressed, at which widths, and the kernel bytes before and after."""
+    chosen = list({entry["digest"]: entry for entry in chosen}.values())
     bits: dict[str, int] = {}
     for entry in chosen:
         bits[str(entry["bits"])] = bits.get(str(entry["bits"]), 0) + 1
@@ -122,3 +126,11 @@ def summary(chosen: list[dict[str, Any]]) -> dict[str, Any]:
         "kernel_bytes_int8": sum(entry["int8_bytes"] for entry in chosen),
         "kernel_bytes_lut": sum(entry["bytes"] for entry in chosen),
     }
+
+
+def device_model(model: bytes, min_saving_bytes: int) -> tuple[bytes, list[dict[str, Any]]]:
+    """What a board stores of an int8 model: stripped (`strip`), then its kernels as look-up-table indices where that
+    shrinks it (`compress`); and the kernels compressed (`plan`'s entries; none when nothing shrank)."""
+    stripped, _ = strip(model)
+    compressed = compress(stripped, min_saving_bytes)
+    return (stripped, []) if compressed is None else compressed

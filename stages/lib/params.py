@@ -150,6 +150,7 @@ STUDENT_SCHEMA = {
     "epochs": integer(1),
     "fine_tune_from_block": integer(0, 15),
     "patches": patches,
+    "clusters": optional(integer(2, 256)),
 }
 
 
@@ -218,6 +219,7 @@ SCHEMA: dict[str, Any] = {
         "fine_tune_from_block": integer(0),
         "epochs": integer(1),
         "epochs_per_10pp": integer(0),
+        "chain": boolean,
         "learning_rate": number(0, 1, low_open=True),
         "learning_rate_schedule": one_of("cosine", "constant"),
         "soft_label_weight": number(0, 1),
@@ -263,6 +265,7 @@ SCHEMA: dict[str, Any] = {
         "cache_frozen": boolean,
         "frozen_runtime": one_of(*FROZEN_RUNTIMES),
         "early_stopping_patience": integer(1),
+        "cluster_min_weights": integer(1),
     },
     "firmware": {"arena_margin": number(0, 1)},
     "report": {

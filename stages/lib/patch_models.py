@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from stages.lib import conversion, patching, tflite_bundle
+from stages.lib import conversion, lut, patching, tflite_bundle
 from stages.lib import model as model_lib
 from stages.lib.io import UserError, write_bytes
 from stages.lib.patching import Region, grid_regions
@@ -145,9 +145,11 @@ def patch_models(model: keras.Model, block: int, grid: int) -> list[tuple[keras.
     return parts
 
 
-def convert_deployment(model: keras.Model, block: int, grid: int, representative: np.ndarray, folder: Path) -> dict:
-    """Write the int8 patch models and the int8 rest of the network, bundled into one blob, and the plan into
-    `folder`; return the plan.
+def convert_deployment(
+    model: keras.Model, block: int, grid: int, representative: np.ndarray, folder: Path, lut_min_saving_bytes: int
+) -> dict:
+    """Write the int8 patch models and the int8 rest of the network, bundled into one blob (and, as a board stores
+    them, `lut.device_model`, into another), and the plan into `folder`; return the plan.
 
     Each patch model is calibrated on its region of the representative images; the tail on the whole-image block
     output of the same images. The patch models hold the same weights; the blob stores them once."""
@@ -162,15 +164,24 @@ def convert_deployment(model: keras.Model, block: int, grid: int, representative
     models.append(conversion.convert(tail, "int8", features))
     blob, offsets = tflite_bundle.bundle(models)
     write_bytes(folder / patching.BUNDLE_FILE, blob)
+    device_parts = [lut.device_model(part, lut_min_saving_bytes) for part in models]
+    device, device_offsets = tflite_bundle.bundle([part for part, _ in device_parts])
+    write_bytes(folder / patching.DEVICE_FILE, device)
+    compressed = [kernel for _, kernels in device_parts for kernel in kernels]
     plan = {
         "grid": grid,
         "through_block": block,
         "input_shape": list(model.input_shape[1:]),
         "buffer_shape": list(lower.output_shape[1:]),
-        "patches": [{**patch, "offset": offset} for patch, offset in zip(patches, offsets[:-1], strict=True)],
-        "tail": {"name": "tail", "offset": offsets[-1]},
+        "patches": [
+            {**patch, "offset": offset, "device_offset": device_offset}
+            for patch, offset, device_offset in zip(patches, offsets[:-1], device_offsets[:-1], strict=True)
+        ],
+        "tail": {"name": "tail", "offset": offsets[-1], "device_offset": device_offsets[-1]},
         # Each part on its own, as the converter wrote it: what sharing the weights saves.
         "separate_bytes": sum(len(part) for part in models),
+        # The board's parts' kernels stored as look-up-table indices, over every part (None: none shrank).
+        "lut": lut.summary(compressed) if compressed else None,
     }
     patching.write_plan(folder, plan)
     return plan

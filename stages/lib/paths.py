@@ -38,6 +38,12 @@ def tflite_path(model: str, fmt: str) -> Path:
     return tflite_folder(model) / f"{fmt}.tflite"
 
 
+def device_path(model: str) -> Path:
+    """A whole-image student's int8 file as a board stores it (`lut.device_model`): TFLite Micro reads it, LiteRT
+    does not."""
+    return tflite_folder(model) / "int8_device.tflite"
+
+
 def patches_folder(model: str) -> Path:
     """A student's patch-based deployment (`patching`), beside its whole-image `.tflite`; absent when it has none."""
     return tflite_folder(model) / "patches"

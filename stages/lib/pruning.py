@@ -41,17 +41,22 @@ def frozen_prunable(model: keras.Model, min_weights: int) -> list[str]:
 
 
 def schedule(
-    target_sparsity: float, total_steps: int, mask_updates: int, ramp_fraction: float, power: float
+    initial_sparsity: float,
+    target_sparsity: float,
+    total_steps: int,
+    mask_updates: int,
+    ramp_fraction: float,
+    power: float,
 ) -> tuple[Any, int]:
-    """A polynomial ramp (of `power`) from 0 to the target over `ramp_fraction` of the steps, in `mask_updates`
-    raises, and the step it ends on.
+    """A polynomial ramp (of `power`) from `initial_sparsity` (the zeros a chained model already has, or 0) to the
+    target over `ramp_fraction` of the steps, in `mask_updates` raises, and the step it ends on.
 
     The ramp ends on a mask update within the steps actually run; the rest of the fine-tune recovers at the target.
     """
     frequency = max(1, total_steps // mask_updates)
     end_step = max(frequency, frequency * int(ramp_fraction * total_steps / frequency))
     polynomial = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0,
+        initial_sparsity=initial_sparsity,
         final_sparsity=target_sparsity,
         begin_step=0,
         end_step=end_step,
@@ -64,6 +69,22 @@ def schedule(
 def epochs_for(sparsity: float, epochs: int, epochs_per_10pp: int) -> int:
     """Fine-tune epochs at `sparsity`: `epochs` up to 50 %, plus `epochs_per_10pp` for every 10 points above it."""
     return epochs + epochs_per_10pp * max(0, round((sparsity - 0.5) * 10))
+
+
+def steps(sweep: list[float], chain: bool, epochs: int, epochs_per_10pp: int) -> list[tuple[float, float, int]]:
+    """(sparsity, starting sparsity, epochs) for each fine-tune of the sweep, lowest first.
+
+    Chained, each starts from the sparsity below it and runs the epochs `epochs_for` adds between the two (at least
+    one), so every model has had `epochs_for` its sparsity since the baseline; otherwise each starts from 0."""
+    ordered = sorted(sweep)
+    if not chain:
+        return [(sparsity, 0.0, epochs_for(sparsity, epochs, epochs_per_10pp)) for sparsity in ordered]
+    links, since_baseline = [], 0
+    for sparsity, start in zip(ordered, [0.0, *ordered[:-1]], strict=True):
+        epochs_link = max(1, epochs_for(sparsity, epochs, epochs_per_10pp) - since_baseline)
+        links.append((sparsity, start, epochs_link))
+        since_baseline += epochs_link
+    return links
 
 
 def keep_best_at_target(

@@ -63,8 +63,14 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
             pruned_layers = _read(paths.prune_metrics_path(sparsity_target))["sparsity_measured"]["prunable"]
         elif model == "deploy":
             pruned_layers = size["sparsity_after_pruning"]["prunable"]
-        # What a board stores: the deploy model under TFLM's look-up-table compression where it shrinks (`micro`).
-        lut = _read(paths.MICRO_METRICS).get("int8_lut") if model == "deploy" else None
+        # What a board stores: the deploy model under TFLM's look-up-table compression where it shrinks (`micro`); a
+        # student stripped, its clustered kernels as look-up-table indices where that shrinks them (`student`).
+        flash, arena, lut = size.get("device_bytes", size["size_bytes"]), evaluation.get("tflm_arena_bytes"), None
+        if model == "deploy":
+            lut = _read(paths.MICRO_METRICS).get("int8_lut")
+            flash, arena = (lut["size_bytes"], lut["tflm_arena_bytes"]) if lut else (flash, arena)
+        elif model.startswith("students/"):
+            lut = size.get("lut")
         predictions = _read(paths.confusion_path(model, fmt))
         # Students are also run on TFLite Micro over the whole test split (`evaluate-student`).
         micro = _read(paths.tflm_confusion_path(model, fmt)) if model.startswith("students/") else None
@@ -92,10 +98,11 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "kernels": evaluation["kernels"],
                 "size_bytes": size["size_bytes"],
                 "compressed_bytes": size["compressed_bytes"],
-                "flash_bytes": lut["size_bytes"] if lut else size["size_bytes"],
+                "flash_bytes": flash,
                 "lut": lut,
-                # The arena the stored model needs (the compressed one adds TFLM's decompression scratch).
-                "tflm_arena_bytes": lut["tflm_arena_bytes"] if lut else evaluation.get("tflm_arena_bytes"),
+                "clustering": size.get("clustering"),  # a student's (`student`)
+                # The arena the stored model needs (a compressed one adds TFLM's decompression scratch).
+                "tflm_arena_bytes": arena,
                 "tflm": evaluation.get("tflm"),
                 # A patch-based deployment's parts and their arenas (students with `patches`).
                 "deployment": evaluation.get("deployment"),

@@ -62,6 +62,10 @@ def wilson_interval(successes: int, total: int, confidence: float) -> tuple[floa
     return (max(0.0, float(low)), min(1.0, float(high)))
 
 
+def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float(metrics.roc_auc_score(labels, probabilities))
+
+
 def accuracy(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:
     return float(metrics.accuracy_score(np.asarray(labels).astype(int), np.asarray(probabilities) >= threshold))
 

@@ -92,8 +92,9 @@ def micro_predict(
 def micro_predict_deployment(
     folder: str | Path, images: np.ndarray, arenas: list[int], workers: int | None = None
 ) -> np.ndarray:
-    """P(class 1) for each image from a patch-based deployment (`patching`), every part on TFLite Micro in its own
-    measured arena (`arenas`, in `patching.parts` order); split over processes as `micro_predict`."""
+    """P(class 1) for each image from a patch-based deployment (`patching`), every part of the board's stripped blob
+    on TFLite Micro in its own measured arena (`arenas`, in `patching.parts` order); split over processes as
+    `micro_predict`."""
     return _in_workers(_predict_deployment_chunk, (str(folder), arenas), images, workers)
 
 
@@ -146,7 +147,8 @@ def _predict_chunk(path: str | bytes, arena_bytes: int, images: np.ndarray, prog
 def _predict_deployment_chunk(folder: str, arenas: list[int], images: np.ndarray, progress: bool) -> np.ndarray:
     arena_of = dict(zip((name for name, _ in patching.parts(folder)), arenas, strict=True))
     description = "TFLite Micro (patches)" if progress else ""
-    return patching.predict(folder, images, lambda name, model: _micro_runner(model, arena_of[name]), description)
+    run_part = lambda name, model: _micro_runner(model, arena_of[name])  # noqa: E731
+    return patching.predict(folder, images, run_part, description, device=True)
 
 
 def _probe_main(path: str, arena_bytes: str) -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from records import append as append_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/prune_recipes.jsonl"
@@ -74,7 +75,7 @@ def run(sweep: list[float], seed: int, overrides: dict, scratch: Path) -> list[d
             check=True,
         )
     seconds = time.perf_counter() - started
-    records = []
+    found = []
     for sparsity in sweep:
         scored = subprocess.run(
             [sys.executable, "-c", SCORE, str(sparsity)],
@@ -85,7 +86,7 @@ def run(sweep: list[float], seed: int, overrides: dict, scratch: Path) -> list[d
             text=True,
         )
         metrics = json.loads((folder / f"metrics/prune/{sparsity}.json").read_text())
-        records.append(
+        found.append(
             {
                 "sparsity": sparsity,
                 "seed": seed,
@@ -97,7 +98,7 @@ def run(sweep: list[float], seed: int, overrides: dict, scratch: Path) -> list[d
                 "sparsity_measured": round(metrics["sparsity_measured"]["prunable"], 4),
             }
         )
-    return records
+    return found
 
 
 def main() -> None:
@@ -110,10 +111,7 @@ def main() -> None:
     overrides = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.set)}
     for seed in args.seeds:
         for record in run(args.sparsities, seed, overrides, args.scratch):
-            line = json.dumps(record)
-            print(line, flush=True)
-            with RESULTS.open("a") as results:
-                results.write(line + "\n")
+            append_record(RESULTS, record)
 
 
 if __name__ == "__main__":

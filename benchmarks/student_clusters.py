@@ -13,7 +13,6 @@ printed and appended to benchmarks/results/student_clusters.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from records import append as append_record  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from stages.lib import clustering, conversion, data, litert, lut, paths  # noqa: E402
@@ -79,10 +79,7 @@ def main() -> None:
                 "lut_bytes": len(compressed[0]) if compressed else None,
                 "seconds": round(time.perf_counter() - started, 1),
             }
-            line = json.dumps(record)
-            print(line, flush=True)
-            with RESULTS.open("a") as results:
-                results.write(line + "\n")
+            append_record(RESULTS, record)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ decompression scratch.
 
 def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict[str, int]]:
     """What the board stores (the model, the compressed model or a deployment's blob), the patch plan (None for one
-    whole-image model) and the RAM the report counted, term by term."""
+    whole-image model) and the RAM the report counted, term by term, the arena (the largest part's) first."""
     if row.get("deployment"):
         folder = paths.patches_folder(row["model"])
         deployment = row["deployment"]
@@ -62,23 +62,18 @@ def write_contract(
     params: dict[str, Any],
 ) -> None:
     """`edge_model.h`, `edge_model_data.cc` and the runner's sources for the model `data` (a deployment's blob when
-    `plan` is a patch plan), with the threshold and arenas of its report row."""
+    `plan` is a patch plan), with the threshold of its report row and the RAM the report counted (`board_model`: the
+    arena first)."""
     offsets = [part["offset"] for part in [*plan["patches"], plan["tail"]]] if plan else [0]
     parts = [contract.read_part(data, offset) for offset in offsets]
     name = paths.C_ARRAY_NAME
-    arena = max(row["deployment"]["part_arena_bytes"]) if plan else row["tflm_arena_bytes"]
+    stored = contract.Stored(parts, plan, row["threshold"], next(iter(ram.values())), ram, len(data))
     header = contract.header(
         name,
         description,
-        parts,
-        plan,
-        parts[0].input_shape[1] if plan is None else plan["input_shape"][0],
-        row["threshold"],
+        stored,
         params["data"]["positive_class"],
-        arena,
         params["firmware"]["arena_margin"],
-        ram,
-        len(data),
     )
     (folder / f"{name}.h").write_text(header)
     (folder / f"{name}_data.cc").write_text(c_array.array_source(data, f"{name}_data", f"{name}.h"))

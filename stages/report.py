@@ -109,8 +109,8 @@ def _clustering_sentence(row: dict[str, Any]) -> str:
         f"{cells.label(row)}: each output channel clustered to {clustering['clusters']} values, whole-image int8 "
         "validation AUC "
         f"{clustering['clustered_int8_validation_roc_auc']:.4f} against {clustering['int8_validation_roc_auc']:.4f} "
-        f"unclustered; {tables}; {row['flash_bytes']:,} B stored, {row['flash_bytes'] / row['size_bytes']:.2f}× "
-        "the int8 bytes"
+        f"unclustered; {tables}; {row['flash_bytes']:,} B stored, {row['flash_bytes'] / row['size_bytes']:.2f}× its "
+        f"int8 bytes and {row['flash_bytes'] / clustering['int8_bytes']:.2f}× the unclustered whole-image int8 file"
     )
 
 

@@ -29,6 +29,24 @@ class Part:
     operators: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A board's model as its header describes it: the parts of the stored bytes, the patch plan (None: one
+    whole-image model), the decision threshold, and what the report counted (the measured arena, the largest part's
+    for a deployment; the RAM term by term; the flash)."""
+
+    parts: list[Part]
+    plan: dict[str, Any] | None
+    threshold: float
+    arena_bytes: int
+    ram_terms: dict[str, int]
+    flash_bytes: int
+
+    @property
+    def image_size(self) -> int:
+        return self.parts[0].input_shape[1] if self.plan is None else self.plan["input_shape"][0]
+
+
 def _quant(tensor: Any) -> tuple[float, int]:
     parameters = tensor.Quantization()
     return float(np.float32(parameters.Scale(0))), int(parameters.ZeroPoint(0))
@@ -80,20 +98,10 @@ def _regions(regions: list[list[int]]) -> str:
     return ",\n  ".join("{" + ", ".join(str(v) for v in region) + "}" for region in regions)
 
 
-def header(
-    name: str,
-    description: str,
-    parts: list[Part],
-    plan: dict[str, Any] | None,
-    image_size: int,
-    threshold: float,
-    positive_class: str,
-    arena_bytes: int,
-    arena_margin: float,
-    ram_terms: dict[str, int],
-    flash_bytes: int,
-) -> str:
+def header(name: str, description: str, model: Stored, positive_class: str, arena_margin: float) -> str:
     """The board's `{name}.h`: the plan for `edge::Run`, every constant behind it, and the operator registration."""
+    parts, plan, image_size, threshold = model.parts, model.plan, model.image_size, model.threshold
+    arena_bytes, ram_terms, flash_bytes = model.arena_bytes, model.ram_terms, model.flash_bytes
     count, patches = len(parts), plan["patches"] if plan else []
     operators = sorted({op for part in parts for op in part.operators})
     margin = int(-(-arena_bytes * arena_margin // 16) * 16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import cells, comparison, figures, paths, recommendation, rows, verdicts
+from stages.lib import boards, cells, comparison, figures, paths, recommendation, rows, verdicts
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_text
 from stages.lib.litert import COMPRESSION
@@ -32,14 +32,6 @@ def _row(row: dict[str, Any]) -> str:
         f"| {latency['median']:.2f} ms ({latency['p25']:.2f}–{latency['p75']:.2f}, "
         f"{row['kernels']}) | {speed} | {row['balanced_accuracy']:.3f} | {cells.arena(row)} |"
     )
-
-
-def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
-    """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement. A
-    look-up-table-compressed model runs on TFLM's reference kernels (optimized libraries do not read compressed
-    tensors), so it takes the board's reference-kernel rate."""
-    rate = board["reference_ns_per_mac"] if rows.lut_compressed(row) else board["ns_per_mac"]
-    return row["multiply_accumulates"] * rate / 1e6
 
 
 def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
@@ -78,7 +70,7 @@ def board_matrix(
         for name, board in targets.items():
             fit = advice[name]["fits"][row["variant"]]
             use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
-            fits.append(f"fits ({use}, ~{estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
+            fits.append(f"fits ({use}, ~{boards.estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
         lines.append(
             f"| {cells.label(row)} | {cells.arena(row)} | {cells.flash(row)} "
             f"| {row['validation_roc_auc']:.3f} / {row['validation_accuracy']:.1%} "
@@ -144,7 +136,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
             f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {cells.flash(row)} "
             f"| {cells.arena(row)} | {cells.tflm_accuracy(row['tflm'])} "
             f"| {cells.change(row['tflm_accuracy_change'])} | "
-            + " | ".join(f"{estimated_ms(row, board):,.0f}" for board in targets.values())
+            + " | ".join(f"{boards.estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
         )
     patched = [row for row in students if row["deployment"]]
@@ -289,7 +281,7 @@ def render(
         chosen = rows.find(table, choice["variant"]) if choice["variant"] else None
         used = (
             f"{device_accuracy(chosen, micro)} | {choice['ram_use']:.0%} ({choice['arena_memory']}) "
-            f"| {choice['flash_use']:.0%} | ~{estimated_ms(chosen, board):,.0f} ms"
+            f"| {choice['flash_use']:.0%} | ~{boards.estimated_ms(chosen, board):,.0f} ms"
             if chosen
             else "– | – | – | –"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stages.lib import boards as boards_lib  # noqa: E402
 from stages.lib import cells  # noqa: E402
 
 TIMES = ROOT / "benchmarks/results"
@@ -152,6 +153,30 @@ def student_clusters() -> str:
     return "\n".join(lines)
 
 
+def student_lut_trade(summary: dict, params_targets: dict) -> str:
+    """docs/decisions.md: `b10_96` as the default run stores it, and as the committed run with `clusters: 8` stored
+    it (benchmarks/results/student_b10_96_clustered_run.json)."""
+    clustered = json.loads((TIMES / "student_b10_96_clustered_run.json").read_text())
+    plain = summary["variants"]["student_b10_96_int8"]
+    names = list(params_targets)
+    lines = [
+        "| `b10_96` stored | flash | RAM | int8 validation AUC | TFLM test accuracy | "
+        + " | ".join(f"est. ms, {name}" for name in names)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(names),
+    ]
+    for label, row, accuracy in (
+        ("stripped (the default)", plain, plain["tflm"]["accuracy"]),
+        ("clustered to 8, look-up tables", clustered, clustered["tflm_test_accuracy"]),
+    ):
+        estimates = " | ".join(f"{boards_lib.estimated_ms(row, params_targets[name]):,.0f}" for name in names)
+        lines.append(
+            f"| {label} | {row['flash_bytes']:,} B | {row['tflm_arena_bytes']:,} B | {row['validation_roc_auc']:.4f} "
+            f"| {accuracy:.1%} | {estimates} |"
+        )
+    return "\n".join(lines)
+
+
 def prune_cache() -> str:
     """docs/decisions.md: what caching the frozen blocks would cost and save in each `prune` stage."""
     cache = json.loads((TIMES / "prune_cache.json").read_text())
@@ -199,7 +224,12 @@ def documents() -> dict[Path, str]:
         benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
         decisions: render(
             decisions.read_text(),
-            {"prune_recipes": prune_recipes(), "prune_cache": prune_cache(), "student_clusters": student_clusters()},
+            {
+                "prune_recipes": prune_recipes(),
+                "prune_cache": prune_cache(),
+                "student_clusters": student_clusters(),
+                "student_lut_trade": student_lut_trade(summary, targets),
+            },
         ),
     }
 

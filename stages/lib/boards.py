@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.lib.rows import lut_compressed
+
 
 def fit(model_bytes: int, arena_bytes: int, board: dict[str, Any]) -> dict[str, Any]:
     """Where the arena lands (internal SRAM, else PSRAM), what it uses, and what is short when it does not fit.
@@ -49,3 +51,11 @@ def shortfall(fit_result: dict[str, Any]) -> str:
             f"{fit_result['flash_shortfall_bytes']:,} B more than the flash"
         )
     return "; ".join(reasons)
+
+
+def estimated_ms(row: dict[str, Any], board: dict[str, Any]) -> float:
+    """MACs x the board's published ns per MAC: an estimate from a reference model, not a measurement. A
+    look-up-table-compressed model runs on TFLM's reference kernels (optimized libraries do not read compressed
+    tensors), so it takes the board's reference-kernel rate."""
+    rate = board["reference_ns_per_mac"] if lut_compressed(row) else board["ns_per_mac"]
+    return row["multiply_accumulates"] * rate / 1e6

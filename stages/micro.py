@@ -64,19 +64,18 @@ def main() -> None:
     micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])
 
     model = path.read_bytes()
-    stripped, removed = lut.strip(model)
-    compressed = lut.compress(stripped, params["micro"]["lut_min_saving_bytes"])
+    stored, compressed, removed = lut.device_model(model, params["micro"]["lut_min_saving_bytes"])
     lut_metrics = None
-    if compressed is not None:
-        lut_metrics = lut_check(compressed[0], images, labels, micro, threshold) | lut.summary(compressed[1])
-        lut_metrics |= {"stripped": removed | {"bytes_saved": len(model) - len(stripped)}}
+    if compressed:  # the kernels stored as look-up-table indices
+        lut_metrics = lut_check(stored, images, labels, micro, threshold) | lut.summary(compressed)
+        lut_metrics |= {"stripped": removed}
     source, header = c_array.c_array(model, paths.C_ARRAY_NAME, arena)
     with atomic_path(paths.MICRO_FOLDER) as folder:
         folder.mkdir()
         (folder / f"{paths.C_ARRAY_NAME}.cc").write_text(source)
         (folder / f"{paths.C_ARRAY_NAME}.h").write_text(header)
-        if compressed is not None:
-            (folder / paths.LUT_FILE).write_bytes(compressed[0])  # `firmware` writes its C array for a board
+        if compressed:
+            (folder / paths.LUT_FILE).write_bytes(stored)  # `firmware` writes its C array for a board
     write_json(
         paths.MICRO_METRICS,
         {

@@ -111,7 +111,8 @@ def main() -> None:
         with atomic_path(deployment) as folder:
             folder.mkdir()
             plan = patch_models.convert_deployment(model, block, grid, representative, folder, lut_min_saving)
-        unstripped, device, device_lut = (deployment / patching.BUNDLE_FILE).read_bytes(), None, plan["lut"]
+        unstripped, device_lut = (deployment / patching.BUNDLE_FILE).read_bytes(), plan["lut"]
+        device = (deployment / patching.DEVICE_FILE).read_bytes()
         int8_validation = patching.predict(
             deployment,
             validation[0],
@@ -120,11 +121,10 @@ def main() -> None:
         )
     else:
         unstripped = flatbuffer
-        device, kernels = lut.device_model(flatbuffer, lut_min_saving)
+        device, kernels, _ = lut.device_model(flatbuffer, lut_min_saving)
         device_lut = lut.summary(kernels) if kernels else None
         write_bytes(paths.device_path(paths.student_model(name)), device)
         int8_validation = litert.predict(litert.reference_interpreter(tflite_file), validation[0], "int8 validation")
-    stored = device if device is not None else (deployment / patching.DEVICE_FILE).read_bytes()
     float_validation = model_lib.predict(model, validation[0])
     float_threshold = scores.decision_threshold(float_validation, validation[1], params["threshold"])
     threshold = scores.decision_threshold(int8_validation, validation[1], params["threshold"])
@@ -145,7 +145,7 @@ def main() -> None:
                 "compressed_bytes": litert.compressed_size(unstripped),
                 # What a board stores: that, stripped of what TFLM never reads, kernels as look-up-table indices where
                 # that shrinks them (`lut`, summarised in `lut`; None: none did).
-                "device_bytes": len(stored),
+                "device_bytes": len(device),
                 "lut": device_lut,
                 # Clustering's cost on validation, whole-image int8 on LiteRT's reference kernels (None: unclustered).
                 "clustering": twin and {**twin, "clusters": shape["clusters"]},
@@ -175,7 +175,7 @@ def main() -> None:
     )
     print(
         f"student {name}: validation accuracy float {float_accuracy:.4f}, int8 {int8_accuracy:.4f}; "
-        f"{len(stored):,} bytes" + (" in patches" if shape["patches"] else "")
+        f"{len(device):,} bytes" + (" in patches" if shape["patches"] else "")
     )
 
 

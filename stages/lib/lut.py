@@ -128,9 +128,11 @@ def summary(chosen: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def device_model(model: bytes, min_saving_bytes: int) -> tuple[bytes, list[dict[str, Any]]]:
+def device_model(model: bytes, min_saving_bytes: int) -> tuple[bytes, list[dict[str, Any]], dict[str, int]]:
     """What a board stores of an int8 model: stripped (`strip`), then its kernels as look-up-table indices where that
-    shrinks it (`compress`); and the kernels compressed (`plan`'s entries; none when nothing shrank)."""
-    stripped, _ = strip(model)
+    shrinks it (`compress`); the kernels compressed (`plan`'s entries; none when nothing shrank); and what stripping
+    removed (`strip`'s counts and the bytes saved)."""
+    stripped, removed = strip(model)
+    removed = removed | {"bytes_saved": len(model) - len(stripped)}
     compressed = compress(stripped, min_saving_bytes)
-    return (stripped, []) if compressed is None else compressed
+    return (stripped, [], removed) if compressed is None else (*compressed, removed)

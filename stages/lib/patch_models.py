@@ -165,9 +165,9 @@ def convert_deployment(
     blob, offsets = tflite_bundle.bundle(models)
     write_bytes(folder / patching.BUNDLE_FILE, blob)
     device_parts = [lut.device_model(part, lut_min_saving_bytes) for part in models]
-    device, device_offsets = tflite_bundle.bundle([part for part, _ in device_parts])
+    device, device_offsets = tflite_bundle.bundle([part for part, _, _ in device_parts])
     write_bytes(folder / patching.DEVICE_FILE, device)
-    compressed = [kernel for _, kernels in device_parts for kernel in kernels]
+    compressed = [kernel for _, kernels, _ in device_parts for kernel in kernels]
     plan = {
         "grid": grid,
         "through_block": block,

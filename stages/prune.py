@@ -19,7 +19,7 @@ def fine_tune(params: dict, model, start: float, sparsity: float, epochs: int, s
     seed, config, batch_size = params["seed"], params["prune"], params["train"]["batch_size"]
     model_lib.seed_everything(seed)
     (images, labels), validation = splits["train"], splits["validation"]
-    model_lib.set_trainable(model, from_block=config["fine_tune_from_block"])
+    model_lib.set_trainable(model, from_block=config["fine_tune_from_block"], depthwise=config["train_depthwise"])
     frozen = pruning.frozen_prunable(model, config["min_layer_weights"])
     if frozen:
         raise UserError(

@@ -34,11 +34,6 @@ def _reference_auc(flatbuffer: bytes, validation: tuple[np.ndarray, np.ndarray])
     return scores.roc_auc(validation[1], probabilities)
 
 
-def frozen_runner(runtime: str, num_threads: int, batch_size: int) -> training.FrozenRunner | None:
-    """What computes the frozen blocks' cache (`students.frozen_runtime`); None: Keras, `training`'s default."""
-    return conversion.litert_runner(num_threads, batch_size) if runtime == "litert" else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True, help="a student of `students.shapes`")
@@ -82,7 +77,7 @@ def main() -> None:
         augment=params["train"]["augment"],
         seed=seed,
         cache_frozen=config["cache_frozen"],
-        frozen_runner=frozen_runner(config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]),
+        frozen_runner=conversion.frozen_runner(config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]),
     )
     live.end()
     train_seconds = time.perf_counter() - started

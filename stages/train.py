@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from stages.lib import data, paths, scores, training
+from stages.lib import conversion, data, paths, scores, training
 from stages.lib import model as model_lib
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, run_stage, write_json
@@ -43,6 +43,9 @@ def main() -> None:
             seed=seed,
             class_weight=training.class_weights(params, train[1]),
             cache_frozen=config["cache_frozen"],
+            frozen_runner=conversion.frozen_runner(
+                config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
+            ),
         )
     live.end()
 

@@ -56,6 +56,12 @@ def sparsify(flatbuffer: bytes) -> bytes:
     return lite._deduplicate_readonly_buffers(mlir_sparsify(flatbuffer))
 
 
+def frozen_runner(runtime: str, num_threads: int, batch_size: int) -> Callable[[Any], Callable] | None:
+    """What computes a stage's frozen-block cache (`train.frozen_runtime`, `students.frozen_runtime`); None: Keras,
+    `training`'s default."""
+    return litert_runner(num_threads, batch_size) if runtime == "litert" else None
+
+
 def litert_runner(num_threads: int, batch_size: int) -> Callable[[Any], Callable[[np.ndarray], np.ndarray]]:
     """Run a model's frozen blocks as their float32 `.tflite` on LiteRT (XNNPACK): on 2 cores 3.4x faster than Keras
     on b10_96's cache (2.4x counting the conversion; `students.frozen_runtime`), outputs within ~4e-4 of Keras's."""

@@ -65,8 +65,11 @@ def _block_index(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bool = False) -> None:
-    """Train the head and, if `from_block` is set, the backbone from that block up (0: everything).
+def set_trainable(
+    model: keras.Model, from_block: int | None, head_batchnorm: bool = False, depthwise: bool = True
+) -> None:
+    """Train the head and, if `from_block` is set, the backbone from that block up (0: everything); with
+    `depthwise` false the depthwise kernels in that range stay as they are.
 
     Every backbone BatchNormalization stays frozen, which in Keras 2 also keeps it in inference
     mode: updating its statistics on small batches while fine-tuning wrecks the pretrained features.
@@ -77,7 +80,7 @@ def set_trainable(model: keras.Model, from_block: int | None, head_batchnorm: bo
             layer.trainable = head_batchnorm and layer.name == "head_bn"
         elif layer.name in HEAD_LAYERS:
             layer.trainable = True
-        elif from_block is None:
+        elif from_block is None or (not depthwise and isinstance(layer, keras.layers.DepthwiseConv2D)):
             layer.trainable = False
         else:
             block = _block_index(layer.name)

@@ -77,7 +77,9 @@ def main() -> None:
         augment=params["train"]["augment"],
         seed=seed,
         cache_frozen=config["cache_frozen"],
-        frozen_runner=conversion.frozen_runner(config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]),
+        frozen_runner=conversion.frozen_runner(
+            config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
+        ),
     )
     live.end()
     train_seconds = time.perf_counter() - started

@@ -39,7 +39,9 @@ def test_fine_tune_can_leave_the_depthwise_kernels_as_they_are(tiny_classifier):
     in_range = [layer for layer in tiny_classifier.layers if model._block_index(layer.name) in (12, 13, 14, 15)]
     depthwise = [layer for layer in in_range if isinstance(layer, keras.layers.DepthwiseConv2D)]
     assert depthwise and not any(layer.trainable for layer in depthwise)
-    assert tiny_classifier.get_layer("block12_expand_conv").trainable and tiny_classifier.get_layer("top_conv").trainable
+    assert (
+        tiny_classifier.get_layer("block12_expand_conv").trainable and tiny_classifier.get_layer("top_conv").trainable
+    )
     model.set_trainable(tiny_classifier, from_block=12)
     assert all(layer.trainable for layer in depthwise)
 

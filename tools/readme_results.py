@@ -201,6 +201,46 @@ def prune_cache() -> str:
     return "\n".join(lines)
 
 
+AUC_HELD = 0.003  # a test ROC AUC change this small between two seeds' runs: the model held
+
+
+def threshold_seeds() -> str:
+    """docs/decisions.md: each row's test accuracy in two runs with different seeds, under both threshold rules."""
+    found = json.loads((TIMES / "threshold_seeds.json").read_text())
+    first, second = found["seeds"]
+    lines = [
+        f"| row | test ROC AUC, seed {first} / {second} | `accuracy` rule: test accuracy | moved "
+        "| `logistic` rule: test accuracy | moved |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in found["rows"].items():
+        columns = [f"`{name}`", " / ".join(f"{value:.3f}" for value in row["test_roc_auc"])]
+        for rule in ("accuracy", "logistic"):
+            columns += [
+                " / ".join(f"{value:.1%}" for value in row[rule]["test_accuracies"]),
+                f"{row[rule]['accuracy_move_pp']:.1f} pp",
+            ]
+        lines.append("| " + " | ".join(columns) + " |")
+    moves = [
+        f"**{found['summary'][rule]['mean_move_pp']:.2f} ({found['summary'][rule]['max_move_pp']:.1f}) pp**"
+        for rule in ("accuracy", "logistic")
+    ]
+    lines.append(f"| **mean (max)** | | | {moves[0]} | | {moves[1]} |")
+    # Where the model itself held between the seeds, what is left to move is the threshold.
+    held = [row for row in found["rows"].values() if abs(row["test_roc_auc"][0] - row["test_roc_auc"][1]) <= AUC_HELD]
+    held_moves = [
+        f"{sum(row[rule]['accuracy_move_pp'] for row in held) / len(held):.2f} pp "
+        f"(max {max(row[rule]['accuracy_move_pp'] for row in held):.1f})"
+        for rule in ("accuracy", "logistic")
+    ]
+    lines += [
+        "",
+        f"The {len(held)} rows whose test ROC AUC moved by {AUC_HELD} or less between the seeds (the model held): "
+        f"`accuracy` rule {held_moves[0]}, `logistic` rule {held_moves[1]}.",
+    ]
+    return "\n".join(lines)
+
+
 def render(text: str, blocks: dict[str, str]) -> str:
     for name, content in blocks.items():
         start, end = markers(name)
@@ -230,6 +270,7 @@ def documents() -> dict[Path, str]:
             {
                 "prune_recipes": prune_recipes(),
                 "prune_cache": prune_cache(),
+                "threshold_seeds": threshold_seeds(),
                 "student_clusters": student_clusters(),
                 "student_lut_trade": student_lut_trade(summary, targets),
             },

@@ -14,7 +14,6 @@ projects both onto the sweep's epochs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -115,7 +114,6 @@ def main() -> None:
         "net_seconds": round(saved - cache_seconds, 1),
     }
     append_record(RESULTS, result)
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from stages.lib.io import write_json  # noqa: E402
 RULES = ("accuracy", "logistic")
 
 
-def row_probabilities(model: str, fmt: str, threads: int) -> dict[str, np.ndarray]:
-    """A row's LiteRT probabilities on the validation and test splits, as `evaluate` computes them."""
+def row_probabilities(model: str, fmt: str, threads: int, splits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A row's LiteRT probabilities on each split's images (`splits`), as `evaluate` computes them."""
     interpreter, _ = litert.open_interpreter(paths.tflite_path(model, fmt), threads)
     size = litert.input_size(interpreter)
     deployment = paths.patches_folder(model) if fmt == "int8" else None
@@ -38,8 +38,8 @@ def row_probabilities(model: str, fmt: str, threads: int) -> dict[str, np.ndarra
         return litert.part_runner(litert.open_interpreter(part, threads)[0])
 
     result = {}
-    for split in ("validation", "test"):
-        images = data.resize_all(data.load_split(paths.PREPARED, split)[0], size)
+    for split, originals in splits.items():
+        images = data.resize_all(originals, size)
         if deployment is None:
             result[split] = litert.predict(interpreter, images, f"{model} {fmt} ({split})")
         else:
@@ -53,19 +53,22 @@ def run_rows(folder: Path) -> tuple[int, dict[str, dict]]:
     os.chdir(folder)
     try:
         params = params_lib.load()
-        validation_labels = data.load_split(paths.PREPARED, "validation")[1]
-        test_labels = data.load_split(paths.PREPARED, "test")[1]
+        (validation_images, validation_labels), (test_images, test_labels) = (
+            data.load_split(paths.PREPARED, split) for split in ("validation", "test")
+        )
+        splits = {"validation": validation_images, "test": test_images}
         rows = {}
         for model, fmt in paths.variants(params):
-            found = row_probabilities(model, fmt, params["evaluate"]["num_threads"])
-            rows[paths.variant_name(model, fmt)] = {
-                rule: {
-                    "threshold": (t := scores.decision_threshold(found["validation"], validation_labels, config)),
-                    "test_accuracy": scores.accuracy(test_labels, found["test"], t),
+            found = row_probabilities(model, fmt, params["evaluate"]["num_threads"], splits)
+            row = {"test_roc_auc": scores.roc_auc(test_labels, found["test"])}
+            for rule in RULES:
+                config = params["threshold"] | {"rule": rule}
+                threshold = scores.decision_threshold(found["validation"], validation_labels, config)
+                row[rule] = {
+                    "threshold": threshold,
+                    "test_accuracy": scores.accuracy(test_labels, found["test"], threshold),
                 }
-                for rule in RULES
-                for config in [params["threshold"] | {"rule": rule}]
-            } | {"test_roc_auc": scores.roc_auc(test_labels, found["test"])}
+            rows[paths.variant_name(model, fmt)] = row
         return params["seed"], rows
     finally:
         os.chdir(here)
@@ -91,18 +94,8 @@ def main() -> None:
                 for rule in RULES
             },
         }
+    write_json(out, {"seeds": [seed_a, seed_b], "rows": dict(sorted(rows.items()))})
     moves = {rule: [row[rule]["accuracy_move_pp"] for row in rows.values()] for rule in RULES}
-    write_json(
-        out,
-        {
-            "seeds": [seed_a, seed_b],
-            "rows": dict(sorted(rows.items())),
-            "summary": {
-                rule: {"mean_move_pp": round(float(np.mean(m)), 2), "max_move_pp": float(np.max(m))}
-                for rule, m in moves.items()
-            },
-        },
-    )
     for rule, m in moves.items():
         print(f"{rule}: test accuracy moves {np.mean(m):.2f} pp on average between seeds, at most {np.max(m):.2f} pp")
 

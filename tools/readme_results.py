@@ -187,21 +187,30 @@ def prune_cache() -> str:
     ]
     for line in (TIMES / "prune_cache.jsonl").read_text().splitlines():
         record = json.loads(line)
-        rows = record["per_sparsity"].values()
-        saved = sum(row["saved_seconds"] for row in rows)
-        cache = record.get("cache_seconds", next(iter(rows)).get("cache_seconds"))
+        saved, cache = sum(row["saved_seconds"] for row in record["per_sparsity"].values()), record["cache_seconds"]
         lines.append(
             f"| {record['runtime']} | {'yes' if record['train_depthwise'] else 'no'} "
             f"| {record['whole_model_step_seconds']:.3f} s | {record['upper_part_step_seconds']:.3f} s "
             f"| {record['cache_seconds_per_image_view'] * 1e3:.1f} ms | {saved:.0f} s | {cache:.0f} s "
             f"| {saved - cache:+.0f} s |"
         )
-    machine = json.loads(line)["machine"]
+    machine = record["machine"]
     lines += ["", f"On a {machine['cores']}-core {machine['cpu']}; the box's speed drifted by up to 25 % between runs."]
     return "\n".join(lines)
 
 
 AUC_HELD = 0.003  # a test ROC AUC change this small between two seeds' runs: the model held
+
+
+def _model_held(row: dict) -> bool:
+    """Where the model itself held between the seeds, what is left to move is the threshold."""
+    return abs(row["test_roc_auc"][0] - row["test_roc_auc"][1]) <= AUC_HELD
+
+
+def _moves(rows: list[dict], rule: str) -> str:
+    """The mean and the largest move of the rows' test accuracy between the seeds under `rule`."""
+    moved = [row[rule]["accuracy_move_pp"] for row in rows]
+    return f"{sum(moved) / len(moved):.2f} pp (max {max(moved):.1f})"
 
 
 def threshold_seeds() -> str:
@@ -221,22 +230,12 @@ def threshold_seeds() -> str:
                 f"{row[rule]['accuracy_move_pp']:.1f} pp",
             ]
         lines.append("| " + " | ".join(columns) + " |")
-    moves = [
-        f"**{found['summary'][rule]['mean_move_pp']:.2f} ({found['summary'][rule]['max_move_pp']:.1f}) pp**"
-        for rule in ("accuracy", "logistic")
-    ]
-    lines.append(f"| **mean (max)** | | | {moves[0]} | | {moves[1]} |")
-    # Where the model itself held between the seeds, what is left to move is the threshold.
-    held = [row for row in found["rows"].values() if abs(row["test_roc_auc"][0] - row["test_roc_auc"][1]) <= AUC_HELD]
-    held_moves = [
-        f"{sum(row[rule]['accuracy_move_pp'] for row in held) / len(held):.2f} pp "
-        f"(max {max(row[rule]['accuracy_move_pp'] for row in held):.1f})"
-        for rule in ("accuracy", "logistic")
-    ]
+    every, held = list(found["rows"].values()), [row for row in found["rows"].values() if _model_held(row)]
+    lines.append(f"| **mean (max)** | | | **{_moves(every, 'accuracy')}** | | **{_moves(every, 'logistic')}** |")
     lines += [
         "",
         f"The {len(held)} rows whose test ROC AUC moved by {AUC_HELD} or less between the seeds (the model held): "
-        f"`accuracy` rule {held_moves[0]}, `logistic` rule {held_moves[1]}.",
+        f"`accuracy` rule {_moves(held, 'accuracy')}, `logistic` rule {_moves(held, 'logistic')}.",
     ]
     return "\n".join(lines)
 

@@ -103,13 +103,13 @@ def main() -> None:
         )
     elif args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(device_file)
-    if args.format == "int8":
-        # Board candidates are ranked on validation scores (`report.rank_by`): the test split decides nothing.
-        validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
-        validation = run(data.resize_all(validation_images, size), "LiteRT (validation)")
-        validation_scores = scores.classification_scores(validation_labels, validation, threshold)
-        result["validation_accuracy"] = validation_scores["accuracy"]
-        result["validation_roc_auc"] = validation_scores["roc_auc"]
+    # Board candidates are ranked and tied on validation (`recommendation`): the test split decides nothing. Every
+    # file keeps its validation predictions, so the report can pair any two models on the same images.
+    validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
+    validation = run(data.resize_all(validation_images, size), "LiteRT (validation)")
+    validation_scores = scores.classification_scores(validation_labels, validation, threshold)
+    result["validation_accuracy"] = validation_scores["accuracy"]
+    result["validation_roc_auc"] = validation_scores["roc_auc"]
     if args.tflm:  # the accuracy the device would give: TFLite Micro on every test image
         if deployment is None:
             micro = tflm.micro_predict(device_file, images, result["tflm_arena_bytes"])
@@ -121,6 +121,10 @@ def main() -> None:
         write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
     # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.
     write_json(paths.confusion_path(args.model, args.format), confusion(labels, predicted))
+    write_json(
+        paths.validation_predictions_path(args.model, args.format),
+        {"labels": [int(label) for label in validation_labels], "probabilities": [float(p) for p in validation]},
+    )
     write_json(paths.evaluate_metrics_path(args.model, args.format), result)
     print(
         f"evaluate: {result['variant']} accuracy {result['accuracy']:.4f}, "

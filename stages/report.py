@@ -79,6 +79,17 @@ def board_matrix(
     return lines
 
 
+def ties(choice: dict[str, Any]) -> str:
+    """The candidates tied with a board's pick, each with its validation score minus the best's and the interval."""
+    if not choice["variant"]:
+        return "–"
+    differences = choice["differences_from_best"]
+    return "; ".join(
+        f"`{variant}` " + ("(the best)" if variant == choice["best"] else cells.score_difference(differences[variant]))
+        for variant in sorted(choice["tied"], key=lambda v: -differences[v]["difference"])
+    )
+
+
 def _deployment_sentence(row: dict[str, Any]) -> str:
     deployment = row["deployment"]
     arenas = ", ".join(f"{arena:,}" for arena in deployment["part_arena_bytes"])
@@ -267,14 +278,17 @@ def render(
         "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and its parts' "
         "blob (see Students). Candidates with "
         f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
-        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test; models within "
-        f"{config['rank_tolerance']:g} of the best are ties and the smallest wins (flash, then arena: "
-        "`report.rank_tolerance`). The table then shows what the chosen model measured on the test split. RAM "
-        "used: the share of the memory the arena lands in (SRAM, else PSRAM).",
+        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test. Each candidate is paired with the "
+        f"best on the same validation images ({config['bootstrap_resamples']:,} bootstrap resamples): those whose "
+        f"{level} interval of the difference reaches zero are not significantly worse, so tied, and the smallest "
+        "of them wins (flash, then arena). Differences smaller than the validation split can resolve decide nothing: "
+        "the column of ties is the real choice. The table then shows what the chosen model measured on the test "
+        "split. RAM used: the share of the memory the arena lands in (SRAM, else PSRAM).",
         "",
         f"| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy ({level} CI) | RAM used "
-        "| flash used | est. latency | why |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| flash used | est. latency | tied with it: Δ {params_lib.RANKINGS[config['rank_by']]} vs the best "
+        f"({level} CI) | why |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, choice in advice.items():
         board = config["targets"][name]
@@ -289,7 +303,7 @@ def render(
             f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
             f"| {board['flash_reserve_bytes'] // 1024} KiB | {board['flash_images']} "
             f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
-            f"| {choice['reason']} |"
+            f"| {ties(choice)} | {choice['reason']} |"
         )
     lines += board_matrix(table, advice, micro, params)
     lines += students_section(table, gains, params)
@@ -320,7 +334,7 @@ def main() -> None:
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
         figures.training_curves(lives, folder / "training_curves.png")
     write_text(paths.REPORT, render(table, checks, advice, micro, params, gains))
-    keep = ("correct", "variant")
+    keep = ("correct", "variant", "validation_labels", "validation_probabilities")
     write_json(
         paths.SUMMARY,
         {

@@ -89,3 +89,14 @@ def test_library_modules_are_each_used_by_a_stage():
         path.relative_to(ROOT).as_posix() for path in (ROOT / "stages/lib").glob("*.py") if path.read_text().strip()
     }
     assert library <= used, f"modules no stage runs: {sorted(library - used)}"
+
+
+def test_the_lock_holds_exactly_the_stages_dvc_yaml_defines():
+    """DVC keeps the lock entries of stages that left dvc.yaml; stale ones confuse `dvc exp run` and its log."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["dvc", "stage", "list", "--name-only"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    assert sorted(locked) == sorted(listed)

@@ -10,10 +10,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import TINY, run_tool, stages_run
+from stages.lib import scores
 from stages.lib.params import read_yaml
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
@@ -55,8 +57,12 @@ def test_outputs_are_measured_from_their_artifacts(repo: Path):
         if not reference:
             speedup = values["speedup_vs_float32"]
             assert speedup["runs"] == values["latency_ms"]["runs"] and 0 < speedup["p25"] <= speedup["median"]
-        # int8 files (the board candidates) carry the validation accuracy the recommendation ranks them by.
-        assert ("validation_accuracy" in values) == ("validation_roc_auc" in values) == (metrics.stem == "int8")
+        # Every file carries its validation scores, and its validation predictions: what the board pick pairs on.
+        predictions = repo / "predictions/validation" / metrics.relative_to(repo / "metrics/evaluate")
+        predictions = json.loads(predictions.read_text())
+        assert values["validation_roc_auc"] == pytest.approx(
+            scores.roc_auc(np.array(predictions["labels"]), np.array(predictions["probabilities"]))
+        )
     summary = json.loads((repo / "metrics/summary.json").read_text())
     for choice in summary["recommendation"].values():
         if choice["variant"]:

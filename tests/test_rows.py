@@ -39,6 +39,7 @@ def _write_variant(model: str, fmt: str) -> None:
     }
     write_json(paths.evaluate_metrics_path(model, fmt), evaluation)
     write_json(paths.confusion_path(model, fmt), [{"actual": 1, "predicted": 1}, {"actual": 0, "predicted": 1}])
+    write_json(paths.validation_predictions_path(model, fmt), {"labels": [1, 0], "probabilities": [0.7, 0.2]})
     if model.startswith("students/"):  # `evaluate-student` also runs them on TFLite Micro
         answers = [{"actual": 1, "predicted": 0}, {"actual": 0, "predicted": 0}]
         write_json(paths.tflm_confusion_path(model, fmt), answers)

@@ -123,3 +123,30 @@ def test_every_rule_in_params_has_an_implementation():
         assert 0 < scores.decision_threshold(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1]), _rule(rule)) < 1
     with pytest.raises(ValueError, match="unknown threshold rule"):
         scores.decision_threshold(np.array([0.5]), np.array([1]), _rule("median"))
+
+
+def test_bootstrap_roc_aucs_match_scikit_learn_on_every_draw_ties_included():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 60)
+    probabilities = np.round(rng.random(60) * 0.5 + labels * 0.3, 1)  # coarse: many tied scores
+    draws = rng.integers(0, 60, size=(20, 60))
+    expected = [scores.roc_auc(labels[d], probabilities[d]) for d in draws]
+    assert scores.bootstrap_roc_aucs(labels, probabilities, draws) == pytest.approx(expected)
+    one_class = np.zeros((1, 60), int) + int(np.flatnonzero(labels == 1)[0])
+    assert np.isnan(scores.bootstrap_roc_aucs(labels, probabilities, one_class)).all()
+
+
+def test_paired_auc_differences_pair_the_models_and_repeat():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    good = labels + rng.normal(0, 0.6, 300)
+    nudged = good + rng.normal(0, 0.05, 300)  # nearly the same model: a tiny difference, a narrow interval
+    poor = labels + rng.normal(0, 3.0, 300)
+    others = {"same": good, "nudged": nudged, "poor": poor}
+    result = scores.paired_auc_differences(labels, good, others, 2000, 7, 0.95)
+    assert result["same"] == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    nudged_result = result["nudged"]
+    assert nudged_result["low"] <= nudged_result["difference"] <= nudged_result["high"]
+    assert nudged_result["low"] < 0 < nudged_result["high"] and nudged_result["high"] - nudged_result["low"] < 0.02
+    assert result["poor"]["high"] < 0  # clearly worse: the whole interval below zero
+    assert result == scores.paired_auc_differences(labels, good, others, 2000, 7, 0.95)

@@ -38,6 +38,11 @@ def row_accuracy(row: dict[str, Any]) -> str:
     return accuracy(row["accuracy"], *row["accuracy_ci"])
 
 
+def score_difference(difference: dict[str, float]) -> str:
+    """`-0.0070 (-0.0190 to +0.0050)`: a score difference with its interval."""
+    return f"{difference['difference']:+.4f} ({difference['low']:+.4f} to {difference['high']:+.4f})"
+
+
 def change(difference: dict[str, Any]) -> str:
     """`+0.3 (-1.2 to +1.8)`: a difference in points and its interval."""
     return f"{difference['pp']:+.1f} ({difference['low_pp']:+.1f} to {difference['high_pp']:+.1f})"

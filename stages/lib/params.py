@@ -33,8 +33,10 @@ THRESHOLD_RULES = {
 SHARE_QUANTILES = {0.5: "median", 0.75: "p25", 0.9: "p10"}
 # What picks a fine-tune's best epoch on validation (`train.best_epoch_metric`).
 BEST_EPOCH_METRICS = ("auc", "accuracy", "loss")
-# Keys that moved: an old params.yaml gets told where they went.
+# Keys that moved or went: an old params.yaml gets told where they went.
 MOVED = {
+    "report.rank_tolerance": "nowhere: a paired bootstrap on validation decides ties (`statistics.confidence`, "
+    "`report.bootstrap_resamples`); delete the key",
     "students.epochs": "students.shapes.<name>.epochs (each student has its own)",
     "students.fine_tune_from_block": "students.shapes.<name>.fine_tune_from_block (each student has its own)",
 }
@@ -274,7 +276,6 @@ SCHEMA: dict[str, Any] = {
         "bootstrap_resamples": integer(100),
         "size_tolerance": number(0, 1),
         "rank_by": one_of(*RANKINGS),
-        "rank_tolerance": number(0, 1),
         "accuracy_floor": number(0, 1),
         "claims": {
             "reference_baseline_accuracy": number(0, 1, low_open=True),

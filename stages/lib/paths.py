@@ -67,6 +67,11 @@ def tflm_confusion_path(model: str, fmt: str) -> Path:
     return Path("plots/confusion") / model / f"{fmt}_tflm.json"
 
 
+def validation_predictions_path(model: str, fmt: str) -> Path:
+    """Per-image labels and probabilities on the validation split (`evaluate`): what the board pick pairs models on."""
+    return Path("predictions/validation") / model / f"{fmt}.json"
+
+
 def prune_metrics_path(sparsity: float) -> Path:
     return Path("metrics/prune") / f"{sparsity}.json"
 

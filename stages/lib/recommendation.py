@@ -1,10 +1,14 @@
-"""Which model to put on each board: the policy, from the rows' measured arenas, flash bytes and accuracies."""
+"""Which model to put on each board: among the fitting models, those not significantly worse than the best on
+validation (a paired bootstrap on the same images) are tied, and the smallest of them is the pick. The rows carry
+their measured arenas, flash bytes and validation predictions; the test split decides nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import boards
+import numpy as np
+
+from stages.lib import boards, cells, scores
 from stages.lib.params import RANKINGS
 
 # What the floor applies to: LiteRT int8 accuracy on the validation split (set by `evaluate` for int8 files).
@@ -15,16 +19,36 @@ def _within(value: float, smallest: float, tolerance: float) -> bool:
     return value <= smallest * (1 + tolerance)
 
 
-def choose(
-    candidates: list[dict[str, Any]], size_tolerance: float, rank_by: str, score_tolerance: float
-) -> dict[str, Any]:
-    """Among the models within `score_tolerance` of the best validation score `rank_by`, the smallest.
+def differences_from_best(
+    candidates: list[dict[str, Any]], rank_by: str, resamples: int, seed: int, confidence: float
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """The best candidate by `rank_by` on validation, and every candidate's score minus the best's on the same
+    validation images with its paired bootstrap interval at `confidence`."""
+    best = max(candidates, key=lambda row: row[rank_by])
+    labels = best["validation_labels"]
+    if rank_by == "validation_roc_auc":
+        others = {row["variant"]: row["validation_probabilities"] for row in candidates}
+        return best, scores.paired_auc_differences(
+            labels, best["validation_probabilities"], others, resamples, seed, confidence
+        )
 
-    Smaller by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
-    smallest count as equal, and the better score decides between them. The test split decides nothing.
-    """
-    best = max(row[rank_by] for row in candidates)
-    pool = [row for row in candidates if row[rank_by] >= best - score_tolerance]
+    def correct(row: dict[str, Any]) -> np.ndarray:
+        return (row["validation_probabilities"] >= row["threshold"]) == labels
+
+    return best, {
+        row["variant"]: scores.paired_difference(correct(best), correct(row), resamples, seed, confidence)
+        for row in candidates
+    }
+
+
+def tied_with_best(differences: dict[str, dict[str, float]]) -> list[str]:
+    """The candidates not significantly worse than the best: their interval of the difference reaches zero."""
+    return [variant for variant, difference in differences.items() if difference["high"] >= 0]
+
+
+def smallest(pool: list[dict[str, Any]], size_tolerance: float, rank_by: str) -> dict[str, Any]:
+    """The smallest by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
+    smallest count as equal, and the better score decides between them."""
     flash = min(row["flash_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["flash_bytes"], flash, size_tolerance)]
     arena = min(row["tflm_arena_bytes"] for row in pool)
@@ -42,7 +66,8 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
     """Per board: the chosen model with why, or the true reason nothing is recommended."""
     config = params["report"]
     floor, tolerance, rank_by = config["accuracy_floor"], config["size_tolerance"], config["rank_by"]
-    score_tolerance = config["rank_tolerance"]
+    confidence = params["statistics"]["confidence"]
+    bootstrap = (config["bootstrap_resamples"], params["seed"], confidence)
     measured = [row for row in rows if row["tflm_arena_bytes"]]
     result = {}
     for name, board in config["targets"].items():
@@ -50,7 +75,9 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
         fitting = [row for row in measured if fits[row["variant"]]["fits"]]
         good = [row for row in fitting if row[FLOOR_ON] >= floor]
         if good:
-            row = choose(good, tolerance, rank_by, score_tolerance)
+            best, differences = differences_from_best(good, rank_by, *bootstrap)
+            tied = tied_with_best(differences)
+            row = smallest([row for row in good if row["variant"] in tied], tolerance, rank_by)
             fit = fits[row["variant"]]
             result[name] = {
                 "variant": row["variant"],
@@ -63,9 +90,15 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "flash_use": fit["flash_use"],
                 "validation_accuracy": row[FLOOR_ON],
                 "validation_roc_auc": row["validation_roc_auc"],
-                "reason": f"the smallest of the {len(good)} fitting models with validation accuracy >= {floor:.0%}"
-                f"{below_floor(fitting, floor)} whose {RANKINGS[rank_by]} is within {score_tolerance:g} of the best "
-                f"(flash, then arena; sizes within {tolerance:.0%} count as equal, and the better score wins)",
+                "best": best["variant"],
+                # Every candidate's validation score minus the best's, paired; `tied` lists the pick's equals.
+                "differences_from_best": differences,
+                "tied": tied,
+                "reason": f"the smallest (flash, then arena; sizes within {tolerance:.0%} equal) of the {len(tied)} "
+                f"models whose {RANKINGS[rank_by]} is not significantly below the best's ({best['variant']}, "
+                f"{best[rank_by]:.4f}; {cells.level(confidence)} paired bootstrap interval of the difference reaches "
+                f"zero), among the {len(good)} fitting models with validation accuracy >= {floor:.0%}"
+                f"{below_floor(fitting, floor)}",
             }
         elif fitting:
             top = max(fitting, key=lambda row: row[FLOOR_ON])

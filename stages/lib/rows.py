@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from stages.lib import paths
 from stages.lib.io import UserError, read_json
 
@@ -72,6 +74,7 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
         elif model.startswith("students/"):
             lut = size.get("lut")
         predictions = _read(paths.confusion_path(model, fmt))
+        validation = _read(paths.validation_predictions_path(model, fmt))
         # Students are also run on TFLite Micro over the whole test split (`evaluate-student`).
         micro = _read(paths.tflm_confusion_path(model, fmt)) if model.startswith("students/") else None
         rows.append(
@@ -109,6 +112,9 @@ def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
                 "multiply_accumulates": evaluation["multiply_accumulates"],
                 "correct": _correct(predictions),
                 "tflm_correct": _correct(micro) if micro is not None else None,
+                # What the board pick pairs models on (`recommendation`); left out of the summary.
+                "validation_labels": np.array(validation["labels"], dtype=int),
+                "validation_probabilities": np.array(validation["probabilities"], dtype=np.float64),
             }
         )
     return rows

@@ -330,6 +330,8 @@ def main() -> None:
         figures.latency(table, folder / "latency.png")
         figures.accuracy_vs_sparsity(table, folder / "accuracy_vs_sparsity.png")
         figures.accuracy_vs_memory(table, config["targets"], level, folder / "accuracy_vs_memory.png")
+        for name, board in config["targets"].items():
+            figures.board_pick(table, name, board, advice[name], config["rank_by"], level, folder / f"pick_{name}.png")
         lives = {"train": paths.live_folder("train")}
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
         figures.training_curves(lives, folder / "training_curves.png")

@@ -26,8 +26,8 @@ ALLOWED: dict[str, tuple[set[float], str]] = {
     "stages/lib/boards.py": ({1e6}, "unit: ns to ms"),
     "stages/lib/clustering.py": ({0.5}, "k-means starts from each channel's quantile midpoints (a definition)"),
     "stages/lib/figures.py": (
-        {0.05, 0.07, 0.08, 0.1, 0.12, 0.3, 0.5, 0.7, 0.72, 0.8, 0.81, 0.9, 0.93, 1.02, 3, 4, 5, 5.5, 6, 7, 8, 9, 10}
-        | {12, 15, 100, 120, 1000.0, 1e6},
+        {0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.3, 0.5, 0.7, 0.72, 0.8, 0.81, 0.9, 0.93, 1.02, 3, 4, 5, 5.5, 6, 7, 8}
+        | {9, 10, 12, 15, 16, 100, 120, 1000.0, 1e6},
         "plot layout (sizes, margins, fonts, dpi) and units",
     ),
     "stages/lib/litert.py": (

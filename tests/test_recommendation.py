@@ -74,6 +74,7 @@ def _row(
         "size_bytes": size,
         "flash_bytes": size if flash is None else flash,
         "tflm_arena_bytes": arena,
+        "multiply_accumulates": 1_000_000,
     }
 
 
@@ -98,8 +99,10 @@ def test_models_not_significantly_worse_are_tied_and_the_smaller_wins():
     assert "not significantly below the best's" in advice["reason"] and "among the 2 fitting models" in advice["reason"]
     difference = advice["differences_from_best"]["small"]
     assert difference["low"] <= 0 <= difference["high"]
-    # Among the tied, equal sizes leave the better score.
-    rows = [_row("worse", 453_296, 188_080, NUDGE, seed=2), _row("better", 453_296, 188_080)]
+    # Among the tied, equal sizes leave the fewer MACs, then the first listed: never the score, a tie by definition.
+    rows = [_row("first", 453_296, 188_080, NUDGE, seed=2), _row("better", 453_296, 188_080)]
+    assert recommendation.recommend(rows, _params())["big"]["variant"] == "first"
+    rows[1]["multiply_accumulates"] = 900_000
     assert recommendation.recommend(rows, _params())["big"]["variant"] == "better"
 
 

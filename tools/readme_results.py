@@ -28,22 +28,29 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start (tools/readme_results.py writes this block) -->", f"<!-- {name}:end -->"
 
 
+def _short(variant: str) -> str:
+    """`student_b7_96_int8` -> `b7_96`: a board table names int8 models, so the format says nothing there."""
+    return variant.removeprefix("student_").removesuffix("_int8")
+
+
 def boards(summary: dict, params_targets: dict) -> str:
-    """Per board: the recommended model, what it scored on TFLite Micro, the RAM and flash it takes."""
+    """Per board: the recommended model, the models tied with it, what it scored on TFLite Micro, its RAM and flash."""
     lines = [
-        "| board | model | TFLM test accuracy | RAM | flash |",
-        "|---|---|---|---|---|",
+        "| board | model | tied with it on validation | TFLM test accuracy | RAM | flash |",
+        "|---|---|---|---|---|---|",
     ]
     for name, choice in summary["recommendation"].items():
         description = params_targets[name]["description"].split(" (")[0]
         if not choice["variant"]:
-            lines.append(f"| {description} | nothing fits (see `metrics/report.md`) | – | – | – |")
+            lines.append(f"| {description} | nothing fits (see `metrics/report.md`) | – | – | – | – |")
             continue
         row = summary["variants"][choice["variant"]]
         tflm = row["tflm"]["accuracy"] if row.get("tflm") else summary["micro"]["tflm_accuracy"]
+        others = [_short(variant) for variant in choice["tied"] if variant != choice["variant"]]
         lines.append(
-            f"| {description} | `{choice['variant']}` | {tflm:.1%} | {row['tflm_arena_bytes']:,} B "
-            f"({choice['ram_use']:.0%}) | {cells.mb(row['flash_bytes'])} ({choice['flash_use']:.0%}) |"
+            f"| {description} | `{_short(choice['variant'])}` | {', '.join(others) or 'none'} | {tflm:.1%} "
+            f"| {row['tflm_arena_bytes']:,} B ({choice['ram_use']:.0%}) "
+            f"| {cells.mb(row['flash_bytes'])} ({choice['flash_use']:.0%}) |"
         )
     return "\n".join(lines)
 
@@ -237,6 +244,33 @@ def threshold_seeds() -> str:
         f"The {len(held)} rows whose test ROC AUC moved by {AUC_HELD} or less between the seeds (the model held): "
         f"`accuracy` rule {_moves(held, 'accuracy')}, `logistic` rule {_moves(held, 'logistic')}.",
     ]
+    return "\n".join(lines)
+
+
+def pick_seeds() -> str:
+    """docs/decisions.md: each board's pick in two runs that differ only in the seed, under the old and new rule."""
+    found = json.loads((TIMES / "pick_seeds.json").read_text())
+    first, second = found["seeds"]
+    lines = [
+        f"| board | bootstrap ties: pick, seed {first} / {second} | tied with it, seed {first} / {second} "
+        f"| old rule (within {found['old_tolerance']:g}): pick, seed {first} / {second} |",
+        "|---|---|---|---|",
+    ]
+    for name, board in found["boards"].items():
+        bootstrap = board["bootstrap"]
+        picks = " / ".join(f"`{_short(pick['variant'])}`" if pick["variant"] else "nothing" for pick in bootstrap)
+        tied = " / ".join(
+            ", ".join(_short(v) for v in pick["tied"] if v != pick["variant"]) or "none" for pick in bootstrap
+        )
+        old = " / ".join(f"`{_short(pick)}`" if pick else "nothing" for pick in board["tolerance"])
+        same, was_same = board["bootstrap_same_pick"], board["tolerance_same_pick"]
+        lines.append(
+            f"| {name} | {picks}{'' if same else ' (**flips**)'} | {tied} | {old}{'' if was_same else ' (**flips**)'} |"
+        )
+    lines += ["", f"Validation ROC AUC (LiteRT int8), seed {first} / {second}:", ""]
+    lines.append(
+        "; ".join(f"`{_short(v)}` {a:.4f} / {b:.4f}" for v, (a, b) in found["scores"].items() if a and b) + "."
+    )
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from stages.lib.params import RANKINGS  # noqa: E402
+
 MB = 1e6
 
 
@@ -170,23 +172,74 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
     plt.close(grid.figure)
 
 
+RAM_AXIS, FLASH_AXIS = "RAM: TFLite Micro arena (log scale)", "flash: the bytes a board stores (log scale)"
+
+
+def ram_budget(board: dict[str, Any]) -> float:
+    """The largest arena a board takes: its larger RAM less the reserve."""
+    return max(board["sram_bytes"], board["psram_bytes"]) - board["ram_reserve_bytes"]
+
+
+def flash_budget(board: dict[str, Any]) -> float:
+    """The largest model a board stores: its flash less the reserve, shared by its images."""
+    return (board["flash_bytes"] - board["flash_reserve_bytes"]) / board["flash_images"]
+
+
+def board_pick(
+    rows: list[dict[str, Any]],
+    name: str,
+    board: dict[str, Any],
+    choice: dict[str, Any],
+    rank_by: str,
+    level: str,
+    path: Path,
+) -> None:
+    """One board's choice: every int8 model's validation score against RAM and flash, the board's limits, and for
+    each candidate the `level` paired interval of its difference from the best, drawn from the best's score (dashed):
+    a bar that reaches the dashed line is a tie. The pick is a star."""
+    measured = [r for r in rows if r["tflm_arena_bytes"]]
+    differences = choice.get("differences_from_best", {})
+    best = next((r for r in measured if r["variant"] == choice.get("best")), None)
+    figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
+    for axes, key, budget, xlabel in (
+        (ram_axes, "tflm_arena_bytes", ram_budget, RAM_AXIS),
+        (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
+    ):
+        for number, row in enumerate(measured, 1):
+            x, y = row[key], row[rank_by]
+            variant = row["variant"]
+            if variant in differences:  # a candidate: fits and clears the floor
+                tied = variant in choice["tied"]
+                colour = sns.color_palette()[0] if tied else "grey"
+                low, high = best[rank_by] + differences[variant]["low"], best[rank_by] + differences[variant]["high"]
+                axes.errorbar(x, y, yerr=[[max(0, y - low)], [max(0, high - y)]], fmt="o", ms=5, color=colour)
+            else:  # does not fit, or below the accuracy floor
+                axes.plot(x, y, "o", ms=5, mfc="none", color="grey")
+            if variant == choice["variant"]:
+                axes.plot(x, y, "*", ms=16, color=sns.color_palette()[3], label="pick")
+            axes.annotate(str(number), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if best is not None:
+            axes.axhline(best[rank_by], color="black", linestyle="--", linewidth=1, label=f"best: {best['variant']}")
+        axes.axvline(budget(board), color="black", linestyle=":", label="limit")
+        axes.set(xscale="log", xlabel=xlabel)
+        byte_ticks(axes)
+        axes.legend(fontsize=7, loc="lower right")
+    ram_axes.set_ylabel(f"{RANKINGS[rank_by]} (bar: {level} paired interval from the best)")
+    figure.suptitle(
+        f"{name}: {board['description']}. Filled: candidates (blue: tied with the best); hollow: does not fit or "
+        "below the floor",
+        fontsize=9,
+    )
+    _save_with_key(figure, measured, 0.81, path, left=0.06, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
+
+
 def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], level: str, path: Path) -> None:
     """Test accuracy against RAM and against stored flash for every int8 model, with each board's budget as a line."""
     measured = [r for r in rows if r["tflm_arena_bytes"]]
     figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
     for axes, key, budget, xlabel in (
-        (
-            ram_axes,
-            "tflm_arena_bytes",
-            lambda b: max(b["sram_bytes"], b["psram_bytes"]) - b["ram_reserve_bytes"],
-            "RAM: TFLite Micro arena (log scale)",
-        ),
-        (
-            flash_axes,
-            "flash_bytes",
-            lambda b: (b["flash_bytes"] - b["flash_reserve_bytes"]) / b["flash_images"],
-            "flash: the bytes a board stores (log scale)",
-        ),
+        (ram_axes, "tflm_arena_bytes", ram_budget, RAM_AXIS),
+        (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
     ):
         xs = [r[key] for r in measured]
         _numbered(axes, measured, xs, "black")

@@ -46,14 +46,15 @@ def tied_with_best(differences: dict[str, dict[str, float]]) -> list[str]:
     return [variant for variant, difference in differences.items() if difference["high"] >= 0]
 
 
-def smallest(pool: list[dict[str, Any]], size_tolerance: float, rank_by: str) -> dict[str, Any]:
-    """The smallest by what the board pays for: flash bytes first, then arena; sizes within `size_tolerance` of the
-    smallest count as equal, and the better score decides between them."""
+def smallest(pool: list[dict[str, Any]], size_tolerance: float) -> dict[str, Any]:
+    """The smallest by what the board pays for: flash bytes first, then arena, sizes within `size_tolerance` of the
+    smallest counting as equal; then the fewest multiply-accumulates (the latency); then the first listed. Never the
+    score: the pool is tied on it."""
     flash = min(row["flash_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["flash_bytes"], flash, size_tolerance)]
     arena = min(row["tflm_arena_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
-    return max(pool, key=lambda row: (row[rank_by], -row["flash_bytes"], -row["tflm_arena_bytes"]))
+    return min(pool, key=lambda row: row["multiply_accumulates"])
 
 
 def below_floor(fitting: list[dict[str, Any]], floor: float) -> str:
@@ -77,7 +78,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
         if good:
             best, differences = differences_from_best(good, rank_by, *bootstrap)
             tied = tied_with_best(differences)
-            row = smallest([row for row in good if row["variant"] in tied], tolerance, rank_by)
+            row = smallest([row for row in good if row["variant"] in tied], tolerance)
             fit = fits[row["variant"]]
             result[name] = {
                 "variant": row["variant"],
@@ -94,7 +95,8 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 # Every candidate's validation score minus the best's, paired; `tied` lists the pick's equals.
                 "differences_from_best": differences,
                 "tied": tied,
-                "reason": f"the smallest (flash, then arena; sizes within {tolerance:.0%} equal) of the {len(tied)} "
+                "reason": f"the smallest (flash, then arena, sizes within {tolerance:.0%} equal; then the fewest MACs) "
+                f"of the {len(tied)} "
                 f"models whose {RANKINGS[rank_by]} is not significantly below the best's ({best['variant']}, "
                 f"{best[rank_by]:.4f}; {cells.level(confidence)} paired bootstrap interval of the difference reaches "
                 f"zero), among the {len(good)} fitting models with validation accuracy >= {floor:.0%}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import boards, cells, comparison, figures, paths, recommendation, rows, verdicts
+from stages.lib import boards, cells, comparison, figures, headline, paths, recommendation, rows, verdicts
 from stages.lib import params as params_lib
 from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_text
 from stages.lib.litert import COMPRESSION
@@ -41,6 +41,13 @@ def device_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> str:
     if row["model"] == "deploy":
         return cells.accuracy(micro["tflm_accuracy"], *micro["tflm_accuracy_ci"])
     return "not run"
+
+
+def tested_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> float:
+    """A board model's test accuracy on TFLite Micro where it was run (students, the deploy model), else LiteRT's."""
+    if row["tflm"]:
+        return row["tflm"]["accuracy"]
+    return micro["tflm_accuracy"] if row["model"] == "deploy" else row["accuracy"]
 
 
 def board_matrix(
@@ -314,6 +321,26 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def write_headline(
+    table: list[dict[str, Any]], advice: dict[str, dict], checks: list[dict[str, str]], micro: dict[str, Any]
+) -> None:
+    """The DVC metrics: one small file per model, per board with a pick, and per verdict (`headline`)."""
+    files = {
+        "models": {row["variant"]: headline.model(row) for row in table},
+        "boards": {
+            name: headline.board(choice, tested_accuracy(rows.find(table, choice["variant"]), micro))
+            for name, choice in advice.items()
+            if choice["variant"]
+        },
+        "verdicts": headline.verdict_counts(checks, verdicts.VERDICTS),
+    }
+    for group, folder in headline.FOLDERS.items():
+        with atomic_path(folder) as temporary:
+            temporary.mkdir()
+            for name, values in files[group].items():
+                write_json(temporary / f"{name}.json", values)
+
+
 def main() -> None:
     params = params_lib.load()
     config = params["report"]
@@ -350,6 +377,7 @@ def main() -> None:
             "micro": micro,
         },
     )
+    write_headline(table, advice, checks, micro)
     print(f"report: {len(table)} variants; " + "; ".join(f"{name}: {c['variant']}" for name, c in advice.items()))
 
 

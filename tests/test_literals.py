@@ -30,6 +30,7 @@ ALLOWED: dict[str, tuple[set[float], str]] = {
         | {9, 10, 12, 15, 16, 100, 120, 1000.0, 1e6},
         "plot layout (sizes, margins, fonts, dpi) and units",
     ),
+    "stages/lib/headline.py": ({3, 4}, "decimals the metrics files show (the report and summary keep every digit)"),
     "stages/lib/litert.py": (
         {3, 9, 10, 25, 50, 75, 90, 127, 128, 1000.0},
         "timing summary (warm-up invokes, percentiles, ms); gzip level 9; int8 range",

@@ -325,15 +325,17 @@ def test_metrics_diff_between_two_commits(committed: Path):
         pytest.skip("needs the sweep experiment of the test above")
     run_tool(["dvc", "exp", "branch", "sweep09", "sweep-branch"], repo)
     diff = json.loads(run_tool(["dvc", "metrics", "diff", "HEAD", "sweep-branch", "--json"], repo).stdout)
-    assert "metrics/evaluate/pruned/0.9/int8.json" in diff
-    assert diff["metrics/evaluate/pruned/0.9/int8.json"]["accuracy"]["old"] is None
-    assert "metrics/deploy.json" in diff  # deploy trained with another learning rate
+    assert diff["metrics/models/pruned_90_int8.json"]["acc"]["old"] is None  # a new row
+    assert "metrics/models/deploy_int8.json" in diff  # deploy trained with another learning rate
+    assert all(path.startswith(("metrics/models/", "metrics/boards/", "metrics/verdicts/")) for path in diff)
     subprocess.run(["git", "branch", "-D", "sweep-branch"], cwd=repo, capture_output=True)
 
 
 def test_dvc_metrics_and_plots_see_every_variant(repo: Path):
     shown = json.loads(run_tool(["dvc", "metrics", "show", "--json"], repo).stdout)
     files = next(iter(shown.values()))["data"]
-    assert "metrics/evaluate/pruned/0.5/int8.json" in files and "metrics/summary.json" in files
+    # The headline only (stages/lib/headline.py): a file per row, per board with a pick and per verdict.
+    assert "metrics/models/pruned_50_int8.json" in files and "metrics/summary.json" not in files
+    assert {path.split("/")[1] for path in files} == {"models", "boards", "verdicts"}
     plots = run_tool(["dvc", "plots", "show", "--json", "--split"], repo).stdout
     assert "plots/confusion/deploy/int8.json" in plots and "dvclive/train/plots/metrics" in plots

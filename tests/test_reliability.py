@@ -97,6 +97,6 @@ def test_queued_experiments_compare_in_exp_show(repo: Path):
             for revision in experiment.get("revs", []):
                 data = revision.get("data") or {}
                 report = data.get("params", {}).get("params.yaml", {}).get("data", {}).get("report", {})
-                if data.get("metrics", {}).get("metrics/summary.json"):
+                if data.get("metrics", {}).get("metrics/verdicts/supported.json"):
                     found.add(report.get("size_tolerance"))
     assert 0.05 in found

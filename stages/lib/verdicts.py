@@ -12,6 +12,7 @@ from stages.lib.paths import variant_name
 from stages.lib.rows import find
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED = "supported", "not supported", "inconclusive", "not testable here"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED)
 # The numbers the reference report's claims are worded with ("little cost up to ~70 %", "~50 % pruning + int8 is
 # 6-8x smaller"): part of each claim's text, not settings. The thresholds that decide them are in params.yaml.
 REFERENCE_KNEE_SPARSITY, REFERENCE_HYBRID_SPARSITY, REFERENCE_HYBRID_REDUCTION = 0.7, 0.5, 6

@@ -123,53 +123,8 @@ def pruned(short_classifier, elpv_images):
     return pruning.strip(wrapped)
 
 
-TINY = {
-    "data": {"image_size": 32, "max_images_per_class": 16},
-    # Lite0 stopped after block 2: every layer kind of the full model, a tenth of the graph to trace and convert.
-    "model": {"stop_after_block": 2, "dense_units": 64},
-    "train": {"head_epochs": 1, "epochs": 1, "batch_size": 8, "fine_tune_from_block": 1},
-    # The short backbone's layers are small: prune those of at least 1,000 weights (most of the model).
-    "prune": {"sweep": [0.5], "epochs": 1, "min_layer_weights": 1000, "fine_tune_from_block": 1},
-    # PQAT here: the suite runs deploy several times. PCQAT is covered by tests/test_qat.py on a short Lite0
-    # and by the committed default run.
-    "deploy": {"method": "pqat", "qat_epochs": 1},
-    # Two formats exercise every stage kind; float16 and dynamic conversion are unit-tested in test_litert.py.
-    "convert": {"representative_samples": 4, "formats": ["float32", "int8"]},
-    "evaluate": {"latency_runs": 3},
-    # One distilled student and its labels-only control, both tiny (32 px, Lite0 to block 1).
-    "distill": {"teacher_views": 2},
-    "students": {
-        "run": ["b10_96", "b10_96_labels"],
-        "shapes": {
-            # Half of block 1's expand channels: the narrowed path runs end to end, through TFLM.
-            # From block 1: block 0 is frozen and cached, as the default students' lower blocks are.
-            "b10_96": {
-                "image_size": 32,
-                "stop_after_block": 1,
-                "expand_keep": {"block1": 0.5},
-                "epochs": 1,
-                "fine_tune_from_block": 1,
-                "patches": None,
-                "clusters": 16,
-            },
-            # The control runs its block 0 in 2x2 patches: the patch-based deployment runs end to end, through TFLM
-            # and into firmware.
-            "b10_96_labels": {
-                "image_size": 32,
-                "stop_after_block": 1,
-                "epochs": 1,
-                "fine_tune_from_block": 1,
-                "patches": {"grid": 2, "through_block": 0},
-            },
-        },
-        "batch_size": 8,
-        "head_epochs": 1,
-        # The tiny layers are small: cluster (b10_96) those of 256 weights and more.
-        "cluster_min_weights": 256,
-    },
-    # A tiny run's models are weak: recommend the best that fits whatever its accuracy, so firmware is exercised.
-    "report": {"accuracy_floor": 0.0},
-}
+# The quick look: the tiny override the suite, CI and `python tools/quick_look.py` all run (one file, one truth).
+TINY = yaml.safe_load((ROOT / "profiles/tiny.yaml").read_text())
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -135,9 +135,9 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
     with np.load(repo / "data/unlabeled.npz") as unlabeled:
         assert len(unlabeled["hashes"]) == 16 and not set(unlabeled["hashes"].tolist()) & labeled
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    assert [gain["student"] for gain in summary["distillation"]] == ["b10_96"]
+    assert [gain["student"] for gain in summary["distillation"]] == ["b7_96"]
     report = (repo / "metrics/report.md").read_text()
-    assert "## Students" in report and "Distillation: `b10_96` minus" in report
+    assert "## Students" in report and "Distillation: `b7_96` minus" in report
     boards = json.loads((repo / "models/firmware/boards.json").read_text())
     assert boards.keys() == summary["recommendation"].keys() and any(boards.values())
 
@@ -247,13 +247,13 @@ def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
 def test_changing_one_student_marks_only_that_student_and_the_report(repo: Path):
     original = (repo / "params.yaml").read_text()
     params = yaml.safe_load(original)
-    params["students"]["shapes"]["b10_96"]["image_size"] = 40
+    params["students"]["shapes"]["b7_96"]["image_size"] = 40
     try:
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
     finally:
         (repo / "params.yaml").write_text(original)
-    assert set(status) == {"student@b10_96", "report"}  # the rest follows from their outputs: evaluation, firmware
+    assert set(status) == {"student@b7_96", "report"}  # the rest follows from their outputs: evaluation, firmware
 
 
 @pytest.fixture(scope="module")

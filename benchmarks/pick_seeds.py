@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stages.lib import params as params_lib  # noqa: E402
-from stages.lib import recommendation, rows  # noqa: E402
+from stages.lib import recommendation, rows, scores  # noqa: E402
 from stages.lib.io import write_json  # noqa: E402
 
 # The rule the bootstrap replaced: a fixed margin, smaller than one standard deviation of the noise it meant to absorb.
@@ -56,8 +56,24 @@ def run_picks(folder: Path) -> dict[str, Any]:
             if candidates
             else None,
         }
-    scores = {row["variant"]: row[rank_by] for row in table if row["tflm_arena_bytes"]}
-    return {"seed": params["seed"], "rank_by": rank_by, "scores": scores, "boards": boards}
+    values = {row["variant"]: row[rank_by] for row in table if row["tflm_arena_bytes"]}
+    # Issue 37's last target: the deploy model's validation AUC against the baseline int8's, paired.
+    base, deploy = rows.find(table, "baseline_int8"), rows.find(table, "deploy_int8")
+    deploy_change = scores.paired_auc_differences(
+        base["validation_labels"],
+        base["validation_probabilities"],
+        {"deploy_int8": deploy["validation_probabilities"]},
+        config["bootstrap_resamples"],
+        params["seed"],
+        params["statistics"]["confidence"],
+    )["deploy_int8"]
+    return {
+        "seed": params["seed"],
+        "rank_by": rank_by,
+        "scores": values,
+        "boards": boards,
+        "deploy_minus_baseline_int8": deploy_change,
+    }
 
 
 def main() -> None:
@@ -79,6 +95,7 @@ def main() -> None:
         "old_tolerance": OLD_TOLERANCE,
         "scores": {variant: [run["scores"].get(variant) for run in runs] for variant in runs[0]["scores"]},
         "boards": boards,
+        "deploy_minus_baseline_int8": [run["deploy_minus_baseline_int8"] for run in runs],
     }
     write_json(out, record)
     for name, board in boards.items():

@@ -271,7 +271,19 @@ def pick_seeds() -> str:
     lines.append(
         "; ".join(f"`{_short(v)}` {a:.4f} / {b:.4f}" for v, (a, b) in found["scores"].items() if a and b) + "."
     )
+    deploy = " and ".join(cells.score_difference(change) for change in found["deploy_minus_baseline_int8"])
+    lines += ["", f"The deploy model minus the baseline int8, paired, seed {first} / {second}: {deploy}."]
     return "\n".join(lines)
+
+
+def dashboard() -> str:
+    """README: what `dvc metrics diff` and `dvc exp show --only-changed` print for a real experiment
+    (benchmarks/dashboard.sh), the experiment's commit hash left out."""
+    import re
+
+    text = (TIMES / "dashboard.txt").read_text().rstrip()
+    text = re.sub(r"\b[0-9a-f]{7} \[", " " * 8 + "[", text)
+    return f"```text\n{text}\n```"
 
 
 def render(text: str, blocks: dict[str, str]) -> str:
@@ -295,7 +307,12 @@ def documents() -> dict[Path, str]:
     return {
         readme: render(
             readme.read_text(),
-            {"boards": boards(summary, targets), "results": block(summary, level), "cost": cost(times)},
+            {
+                "boards": boards(summary, targets),
+                "results": block(summary, level),
+                "cost": cost(times),
+                "dashboard": dashboard(),
+            },
         ),
         benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
         decisions: render(
@@ -304,6 +321,7 @@ def documents() -> dict[Path, str]:
                 "prune_recipes": prune_recipes(),
                 "prune_cache": prune_cache(),
                 "threshold_seeds": threshold_seeds(),
+                "pick_seeds": pick_seeds(),
                 "student_clusters": student_clusters(),
                 "student_lut_trade": student_lut_trade(summary, targets),
             },

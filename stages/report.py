@@ -288,7 +288,8 @@ def render(
         f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test. Each candidate is paired with the "
         f"best on the same validation images ({config['bootstrap_resamples']:,} bootstrap resamples): those whose "
         f"{level} interval of the difference reaches zero are not significantly worse, so tied, and the smallest "
-        "of them wins (flash, then arena). Differences smaller than the validation split can resolve decide nothing: "
+        "of them wins (flash, then arena, then the fewest MACs; never the score). Differences smaller than the "
+        "validation split can resolve decide nothing: "
         "the column of ties is the real choice. The table then shows what the chosen model measured on the test "
         "split. RAM used: the share of the memory the arena lands in (SRAM, else PSRAM).",
         "",

@@ -276,12 +276,13 @@ def pick_seeds() -> str:
     return "\n".join(lines)
 
 
-def dashboard() -> str:
-    """README: what `dvc metrics diff` and `dvc exp show --only-changed` print for a real experiment
-    (benchmarks/dashboard.sh), the experiment's commit hash left out."""
+def dashboard(command: str) -> str:
+    """What `command` (`dvc metrics diff` or `dvc exp show`) printed for a real experiment (benchmarks/dashboard.sh),
+    the experiment's commit hash blanked."""
     import re
 
-    text = (TIMES / "dashboard.txt").read_text().rstrip()
+    parts = (TIMES / "dashboard.txt").read_text().rstrip().split("\n\n")
+    text = next(part for part in parts if part.startswith(f"$ {command}"))
     text = re.sub(r"\b[0-9a-f]{7} \[", " " * 8 + "[", text)
     return f"```text\n{text}\n```"
 
@@ -311,7 +312,7 @@ def documents() -> dict[Path, str]:
                 "boards": boards(summary, targets),
                 "results": block(summary, level),
                 "cost": cost(times),
-                "dashboard": dashboard(),
+                "dashboard": dashboard("dvc metrics diff"),
             },
         ),
         benchmarks: render(benchmarks.read_text(), {"runs": runs_table()}),
@@ -322,6 +323,7 @@ def documents() -> dict[Path, str]:
                 "prune_cache": prune_cache(),
                 "threshold_seeds": threshold_seeds(),
                 "pick_seeds": pick_seeds(),
+                "exp_show": dashboard("dvc exp show"),
                 "student_clusters": student_clusters(),
                 "student_lut_trade": student_lut_trade(summary, targets),
             },

@@ -17,8 +17,45 @@ float Dequantize(int8_t value, Quant q) {
   return (static_cast<float>(value) - static_cast<float>(q.zero_point)) * q.scale;
 }
 
+namespace {
+
+// rows x cols x channels, each positive and the product within kMaxPlanBytes (checked without overflow).
+bool SizeOk(int rows, int cols, int channels) {
+  if (rows <= 0 || cols <= 0 || channels <= 0) return false;
+  return static_cast<long long>(rows) * cols <= kMaxPlanBytes / channels;
+}
+
+// A non-empty region inside rows x cols.
+bool RegionOk(const Region& region, int rows, int cols) {
+  return region.row_begin >= 0 && region.row_begin < region.row_end && region.row_end <= rows &&
+         region.col_begin >= 0 && region.col_begin < region.col_end && region.col_end <= cols;
+}
+
+bool QuantOk(const Quant& quant) {
+  return std::isfinite(quant.scale) && quant.scale > 0.0f && quant.zero_point >= -128 && quant.zero_point <= 127;
+}
+
+}  // namespace
+
+Status Validate(const Plan& plan) {
+  if (!SizeOk(plan.image_rows, plan.image_cols, plan.channels)) return kInvalidPlan;
+  if (plan.patch_count < 0 || plan.patch_count > kMaxPatches) return kInvalidPlan;
+  if (plan.input_quant == nullptr || plan.output_quant == nullptr) return kInvalidPlan;
+  for (int part = 0; part <= plan.patch_count; ++part) {
+    if (!QuantOk(plan.input_quant[part]) || !QuantOk(plan.output_quant[part])) return kInvalidPlan;
+  }
+  if (plan.patch_count == 0) return kOk;
+  if (plan.input_regions == nullptr || plan.output_regions == nullptr) return kInvalidPlan;
+  if (!SizeOk(plan.buffer_rows, plan.buffer_cols, plan.buffer_channels)) return kInvalidPlan;
+  for (int patch = 0; patch < plan.patch_count; ++patch) {
+    if (!RegionOk(plan.input_regions[patch], plan.image_rows, plan.image_cols)) return kInvalidPlan;
+    if (!RegionOk(plan.output_regions[patch], plan.buffer_rows, plan.buffer_cols)) return kInvalidPlan;
+  }
+  return kOk;
+}
+
 size_t BufferBytes(const Plan& plan) {
-  if (plan.patch_count == 0) return 0;
+  if (plan.patch_count == 0 || Validate(plan) != kOk) return 0;
   return static_cast<size_t>(plan.buffer_rows) * plan.buffer_cols * plan.buffer_channels;
 }
 
@@ -47,6 +84,7 @@ Status FillInput(const Plan& plan, const uint8_t* image, const Region& region, i
 
 Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const PartRunner& runner,
            float* probability) {
+  if (Validate(plan) != kOk) return kInvalidPlan;
   const int tail = plan.patch_count;
   if (buffer_bytes < BufferBytes(plan)) return kBufferTooSmall;
   for (int patch = 0; patch < plan.patch_count; ++patch) {

@@ -46,14 +46,26 @@ enum Status : int {
   kBufferTooSmall = -1,  // `buffer_bytes` < BufferBytes(plan)
   kPartFailed = -2,      // begin or invoke returned nullptr
   kShapeMismatch = -3,   // a part's tensor does not have the plan's size
+  kInvalidPlan = -4,     // Validate(plan) refused it: nothing was read or written
 };
+
+// The most patches a plan may have (the pipeline's plans have at most 9).
+constexpr int kMaxPatches = 64;
+// The largest image or block-output buffer a plan may describe, in bytes.
+constexpr long long kMaxPlanBytes = 1LL << 30;
 
 // float -> int8 in `q`: round half to even, saturate (what the pipeline's quantize_input does).
 int8_t Quantize(float value, Quant q);
 // int8 -> float in `q`.
 float Dequantize(int8_t value, Quant q);
 
-// RAM the runner itself needs beside the arena and the image: the assembled block output (0 for a whole model).
+// kOk when every number of the plan is usable: positive image and buffer sizes within kMaxPlanBytes, 0 <= patch_count
+// <= kMaxPatches, every region non-empty and inside the image (input) or the buffer (output), every scale positive and
+// finite, every zero point an int8. Otherwise kInvalidPlan. Run calls it before it reads or writes a byte.
+Status Validate(const Plan& plan);
+
+// RAM the runner itself needs beside the arena and the image: the assembled block output (0 for a whole model, and
+// for a plan that Validate refuses).
 size_t BufferBytes(const Plan& plan);
 
 // P(class 1) for one image (HWC uint8, plan.image_rows x image_cols x channels). `buffer` holds BufferBytes(plan).

@@ -24,6 +24,7 @@ alignas(tflite::MicroInterpreter) uint8_t interpreter_storage[sizeof(tflite::Mic
 tflite::MicroInterpreter* interpreter = nullptr;
 
 int8_t* Begin(void*, int part, size_t* input_bytes) {
+  if (part < 0 || part >= edge_model_part_count) return nullptr;  // the runner reports kPartFailed
   if (interpreter != nullptr) interpreter->~MicroInterpreter();
   const tflite::Model* model = tflite::GetModel(edge_model_data + edge_model_part_offsets[part]);
   interpreter = new (interpreter_storage) tflite::MicroInterpreter(model, resolver, tensor_arena, sizeof(tensor_arena));
@@ -33,7 +34,8 @@ int8_t* Begin(void*, int part, size_t* input_bytes) {
   return input->data.int8;
 }
 
-const int8_t* Invoke(void*, int, size_t* output_bytes) {
+const int8_t* Invoke(void*, int part, size_t* output_bytes) {
+  if (part < 0 || part >= edge_model_part_count || interpreter == nullptr) return nullptr;
   if (interpreter->Invoke() != kTfLiteOk) return nullptr;
   const TfLiteTensor* output = interpreter->output(0);
   *output_bytes = output->bytes;

@@ -18,7 +18,9 @@ def main() -> None:
         images, labels, classes = data.load_elpv(config["task"])
         skipped: list[str] = []
     else:
-        images, labels, classes, skipped = data.load_folder(config["source"])
+        images, labels, classes, skipped = data.load_folder(
+            config["source"], config["image_size"], config["max_pixels"]
+        )
     labels, classes = data.with_positive_class(labels, classes, config["positive_class"])
     keep = data.cap_per_class(labels, config["max_images_per_class"], seed)
     images, labels = [images[i] for i in keep], labels[keep]

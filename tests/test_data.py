@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +106,10 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 def test_folder_reads_every_format_and_skips_bad_files(image_folder: Path):
-    images, labels, classes, skipped = data.load_folder(image_folder)
+    images, labels, classes, skipped = data.load_folder(image_folder, 32, 10**6)
     assert classes == ["cracked", "ok"]
     assert np.bincount(labels).tolist() == [8, 8]
-    assert all(image.dtype == np.uint8 and image.ndim in (2, 3) for image in images)
+    assert all(image.dtype == np.uint8 and image.shape[:2] == (32, 32) and image.ndim in (2, 3) for image in images)
     assert sorted(s.split(":")[0] for s in skipped) == [
         "cracked/notes.txt",
         "cracked/truncated.png",
@@ -109,10 +117,80 @@ def test_folder_reads_every_format_and_skips_bad_files(image_folder: Path):
         "ok/notes.txt",
         "ok/truncated.png",
     ]
-    rotated = [image for image in images if image.shape[:2] == (64, 48)]
-    assert len(rotated) == 2  # the EXIF-rotated photo of each class came out upright (64 x 48, not 48 x 64)
-    deep = images[[i for i, image in enumerate(images) if image.ndim == 2][1]]
-    assert deep.max() in (63, 64)  # 16-bit values scaled to 8 bits, not clipped to 255
+    # Sorted file names of a class: cmyk, deep, gray, palette, photo, rgb, rgba, rotated.
+    rgb, rotated = images[5][..., 0].astype(float), images[7][..., 0].astype(float)
+    assert np.ptp(rgb.mean(axis=0)) > 4 * np.ptp(rgb.mean(axis=1))  # the gradient runs along the columns...
+    assert np.ptp(rotated.mean(axis=1)) > 4 * np.ptp(rotated.mean(axis=0))  # ...and, EXIF-rotated, along the rows
+    assert images[1].ndim == 2 and images[1].max() in (62, 63, 64)  # 16-bit values scaled to 8 bits, not clipped
+
+
+def _bomb_png(path: Path, side: int) -> None:
+    """A valid all-black RGB PNG of side x side pixels, written row by row (zlib level 1: fast, 2.2 MB at 13000)."""
+    packer = zlib.compressobj(1)
+    row = bytes(3 * side + 1)  # filter byte + pixels
+    body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+    def chunk(kind: bytes, content: bytes) -> bytes:
+        return struct.pack(">I", len(content)) + kind + content + struct.pack(">I", zlib.crc32(kind + content))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_image_bombs_are_skipped_from_their_header_and_prepare_stays_small(tmp_path: Path, image_folder: Path):
+    """Three 13000^2 RGB PNGs (2.2 MB each on disk, 507 MB each decoded: the old `prepare` peaked at 3.3 GB on them)
+    and one that Pillow itself calls a bomb."""
+    _bomb_png(image_folder / "ok" / "bomb0.png", 13000)
+    for index in (1, 2):
+        shutil.copy(image_folder / "ok" / "bomb0.png", image_folder / "ok" / f"bomb{index}.png")
+    header_only = image_folder / "cracked" / "huge.png"
+    _bomb_png(header_only, 64)
+    raw = bytearray(header_only.read_bytes())
+    raw[16:24] = struct.pack(">II", 30000, 30000)  # declares 900 MP, over Pillow's own limit
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    header_only.write_bytes(bytes(raw))
+    import yaml
+
+    from conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
+    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    params["convert"]["representative_samples"] = 4
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    # The stage's own peak resident memory: VmHWM of its process (ru_maxrss would include pytest's, copied at fork).
+    measure = "import re, runpy, sys\ntry:\n    runpy.run_module('stages.prepare', run_name='__main__')\nfinally:\n"
+    measure += "    status = open('/proc/self/status').read()\n"
+    measure += "    print('peak_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", measure], cwd=work, env=env, capture_output=True, text=True)
+    assert "Traceback" not in result.stderr, result.stderr
+    peak_kib = int(re.search(r"peak_kib (\d+)", result.stderr).group(1))
+    assert peak_kib < 1024 * 1024, f"prepare peaked at {peak_kib / 1024:.0f} MiB"
+    skipped = json.loads((work / "metrics/prepare.json").read_text())["skipped"]
+    bombs = [line for line in skipped if "bomb" in line or "huge" in line]
+    assert len(bombs) == 4 and all("over `data.max_pixels`" in line for line in bombs), bombs
+    assert any("13000 x 13000 pixels" in line for line in bombs) and any("900,000,000 pixels" in line for line in bombs)
+
+
+def test_folder_tricks_are_skipped_and_listed(tmp_path: Path, image_folder: Path):
+    """A symlink loop, a hidden sub-folder, a symlinked folder inside a class and a class folder that is a symlink
+    to a folder outside the data: each skipped and listed, none read, no traceback."""
+    (image_folder / "ok" / "loop_a.png").symlink_to(image_folder / "ok" / "loop_b.png")
+    (image_folder / "ok" / "loop_b.png").symlink_to(image_folder / "ok" / "loop_a.png")
+    _save(image_folder / "ok" / ".thumbs" / "thumb.png", Image.fromarray(np.zeros((8, 8), np.uint8)))
+    (image_folder / "ok" / "again").symlink_to(image_folder / "cracked")
+    outside = tmp_path / "outside_class"
+    _save(outside / "x.png", Image.fromarray(np.zeros((8, 8), np.uint8)))
+    (image_folder / "zz_linked").symlink_to(outside)
+    images, labels, classes, skipped = data.load_folder(image_folder, 32, 10**6)
+    assert classes == ["cracked", "ok"] and np.bincount(labels).tolist() == [8, 8]
+    listed = {line.split(": ")[0]: line.split(": ", 1)[1] for line in skipped}
+    assert "looping" in listed["ok/loop_a.png"] and "looping" in listed["ok/loop_b.png"]
+    assert "hidden" in listed["ok/.thumbs/"] and "symlinked folder" in listed["ok/again/"]
+    assert "outside the data folder" in listed["zz_linked/"]
 
 
 @pytest.mark.parametrize(
@@ -129,12 +207,12 @@ def test_folder_with_wrong_classes_is_refused(tmp_path: Path, layout, message):
         for index in range(count):
             _save(tmp_path / name / f"{index}.png", Image.fromarray(np.full((8, 8), index * 40, np.uint8)))
     with pytest.raises(UserError, match=message):
-        data.load_folder(tmp_path)
+        data.load_folder(tmp_path, 32, 10**6)
 
 
 def test_missing_folder_is_refused(tmp_path: Path):
     with pytest.raises(UserError, match="does not exist"):
-        data.load_folder(tmp_path / "nowhere")
+        data.load_folder(tmp_path / "nowhere", 32, 10**6)
 
 
 def test_prepare_on_a_user_folder_writes_splits_and_lists_skipped_files(tmp_path: Path, image_folder: Path):

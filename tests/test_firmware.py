@@ -283,3 +283,76 @@ def test_runner_cross_compiles_for_a_cortex_m4_at_the_code_size_the_guide_states
     subprocess.run([*link, "-o", program], check=True, capture_output=True, text=True)
     guide = (ROOT / "docs/firmware.md").read_text()
     assert f"{text:,} bytes of Cortex-M4 code" in guide, f"docs/firmware.md should state {text:,} bytes"
+
+
+# A valid two-patch plan on a 4 x 4 x 3 image, then one change per case that the runner must refuse before it reads
+# or writes a byte. Image and buffer are heap blocks of exactly their size, so AddressSanitizer sees any stray access.
+MALFORMED_PLANS = {
+    "valid": "",
+    "input region past the image": "in[1].row_end = 5;",
+    "input region with a negative start": "in[0].col_begin = -1;",
+    "output region past the buffer": "out[1].col_end = 3;",
+    "negative buffer dimensions": "plan.buffer_rows = -4; plan.buffer_cols = -4;",
+    "overflowing image size": "plan.image_rows = 1 << 30; plan.image_cols = 1 << 30;",
+    "zero channels": "plan.channels = 0;",
+    "patch count -1": "plan.patch_count = -1;",
+    "patch count past the maximum": "plan.patch_count = edge::kMaxPatches + 1;",
+    "reversed region": "in[0].row_begin = 3; in[0].row_end = 1;",
+    "empty region": "out[0].col_end = out[0].col_begin;",
+    "zero scale": "iq[2].scale = 0.0f;",
+    "negative scale": "oq[0].scale = -1.0f;",
+    "infinite scale": "iq[0].scale = std::numeric_limits<float>::infinity();",
+    "NaN scale": "oq[2].scale = std::numeric_limits<float>::quiet_NaN();",
+    "zero point outside int8": "iq[1].zero_point = 300;",
+    "no regions": "plan.input_regions = nullptr;",
+}
+SANITIZED = r"""
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <vector>
+#include "edge_model_run.h"
+
+static std::vector<int8_t> part_input, part_output;
+static int8_t* Begin(void*, int part, size_t* n) {
+  part_input.assign(part < 2 ? 2 * 4 * 3 : 2 * 2 * 2, 0); *n = part_input.size(); return part_input.data();
+}
+static const int8_t* Invoke(void*, int part, size_t* n) {
+  part_output.assign(part < 2 ? 2 * 1 * 2 : 1, 7); *n = part_output.size(); return part_output.data();
+}
+
+int main() {
+  edge::Region in[2] = {{0, 2, 0, 4}, {2, 4, 0, 4}};    // rows 0-1 and 2-3 of the image
+  edge::Region out[2] = {{0, 1, 0, 2}, {1, 2, 0, 2}};   // rows 0 and 1 of a 2 x 2 x 2 block output
+  edge::Quant iq[3] = {{1.0f, -128}, {1.0f, -128}, {0.5f, 0}}, oq[3] = {{0.25f, 1}, {0.25f, 1}, {0.00390625f, -128}};
+  edge::Plan plan = {4, 4, 3, 2, in, out, 2, 2, 2, iq, oq};
+  %CHANGE%
+  std::vector<uint8_t> image(4 * 4 * 3, 200);
+  std::vector<int8_t> buffer(8);
+  float probability = -1.0f;
+  const edge::PartRunner runner{nullptr, Begin, Invoke};
+  const int status = edge::Run(plan, image.data(), buffer.data(), buffer.size(), runner, &probability);
+  std::printf("%d %d %zu %g\n", status, edge::Validate(plan), edge::BufferBytes(plan), probability);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_PLANS))
+def test_runner_refuses_every_malformed_plan_under_address_and_undefined_behaviour_sanitizers(case, tmp_path):
+    source = tmp_path / "plan.cc"
+    source.write_text(SANITIZED.replace("%CHANGE%", MALFORMED_PLANS[case]))
+    program = tmp_path / "plan"
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+    runner = ROOT / "firmware/edge_model_run.cc"
+    flags = [flag for flag in FLAGS if flag != "-fPIC"]
+    subprocess.run([CXX, *flags, *sanitize, "-I", runner.parent, source, runner, "-o", program], check=True)
+    result = subprocess.run([program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr  # a sanitizer report exits non-zero
+    status, validated, buffer_bytes, probability = result.stdout.split()
+    if case == "valid":
+        assert (int(status), int(validated), int(buffer_bytes)) == (0, 0, 8)
+        assert float(probability) == pytest.approx((7 + 128) * 0.00390625)  # the tail's output, dequantized
+    else:
+        assert int(status) == int(validated) == -4  # kInvalidPlan
+        assert (int(buffer_bytes), float(probability)) == (0, -1.0)  # nothing was written

@@ -42,13 +42,18 @@ ALLOWED: dict[str, tuple[set[float], str]] = {
     ),
     "stages/lib/noise.py": ({5, 65536}, "stderr pipe buffer and join timeout (no output depends on them)"),
     "stages/lib/params.py": (
-        {1e-06, 0.5, 0.75, 0.9, 4, 5, 8, 10, 14, 15, 16, 32, 64, 100, 256, 1024, 1e6},
-        "the schema's bounds and the allowed `faster_share` values",
+        {1e-06, 0.5, 0.75, 0.9, 3, 4, 5, 6, 8, 10, 14, 15, 16, 20, 31, 32, 40, 60, 64, 100, 120, 256, 1024, 1e6},
+        "the schema's bounds and the allowed `faster_share` values; the params file's size, nesting and quoting "
+        "limits (they refuse a file or shorten an error line, never change a result)",
     ),
     "stages/lib/patch_models.py": ({3, 32}, "RGB; the inference batch of predict() (throughput only)"),
     "stages/lib/paths.py": ({100}, "unit: a sparsity as a percent in variant names"),
     "stages/lib/pruning.py": ({0.5, 10}, "the definition of `prune.epochs` (up to 50 %) and `epochs_per_10pp`"),
-    "stages/lib/pth.py": ({5, 8, 1001, 119547037146038801333356}, "PyTorch's legacy file format"),
+    "stages/lib/pth.py": (
+        {4, 5, 8, 30, 57, 60, 1001, 119547037146038801333356},
+        "PyTorch's legacy file format and the zip magic's length; the 1 GiB tensor bound and an error line's "
+        "quote length (they refuse a file, never change a result)",
+    ),
     "stages/lib/qat.py": ({8}, "int8: 8-bit quantizers"),
     "stages/lib/scores.py": ({0.5}, "the neutral threshold, and the tie-break centre of the `accuracy` rule"),
     "stages/lib/tflite_bundle.py": ({16, 20, 256}, "flatbuffer alignment and builder start sizes (output is the same)"),

@@ -146,3 +146,47 @@ def test_yaml_11_booleans_are_not_booleans(tmp_path: Path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("augment: true", "augment: yes"))
     with pytest.raises(UserError, match="`train.augment` is 'yes'; expected true or false"):
         params.load(tmp_path / "params.yaml")
+
+
+BASE = (ROOT / "params.yaml").read_text()
+HOSTILE = {
+    # 5 KB of aliases that expand to 10^9 strings: refused before anything is built.
+    "alias bomb": (
+        BASE
+        + "bomb:\n  a: &a ["
+        + ", ".join(["xxxxxxxxxx"] * 10)
+        + "]\n"
+        + "".join(f"  {n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    ).encode(),
+    "ten megabytes": (BASE + "huge: [" + ",".join(["1234567890"] * 1_000_000) + "]\n").encode(),
+    "a megabyte in one value": BASE.replace("seed: 42", "seed: '" + "x" * 900_000 + "'").encode(),
+    "not UTF-8": BASE.encode()[:100] + b"\xff\xfe" + BASE.encode()[100:],
+    "3,000 levels deep": (BASE + "deep: " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+    "duplicate key": (BASE + "seed: 3\n").encode(),
+}
+NAMED = {
+    "alias bomb": "a YAML alias (*a)",
+    "ten megabytes": "is over 1,048,576 characters",
+    "a megabyte in one value": "`seed` is 'xxx",
+    "not UTF-8": "not UTF-8 text (byte 0xff at offset 100)",
+    "3,000 levels deep": "nested deeper than 32 levels",
+    "duplicate key": f'line {BASE.count(chr(10)) + 1}: found duplicate key "seed"',
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_params_file_is_one_short_line(tmp_path: Path, case):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(HOSTILE[case])
+    with pytest.raises(UserError) as raised:
+        params.load(path)
+    assert NAMED[case] in str(raised.value) and len(str(raised.value)) < 300 and "\n" not in str(raised.value)
+
+
+def test_a_hostile_params_file_stops_a_stage_run_on_its_own_with_one_line(tmp_path: Path):
+    for case in ("alias bomb", "3,000 levels deep", "not UTF-8"):
+        (tmp_path / "params.yaml").write_bytes(HOSTILE[case])
+        result = run_module("stages.prepare", tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1 and NAMED[case] in result.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from stages.lib.io import UserError
 
@@ -59,51 +60,120 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # palette, RGBA, CMYK, YCbCr, ...
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode one image file fully (a truncated file fails here, not later in training)."""
-    with Image.open(path) as image:
-        image.load()
-        return np.asarray(_to_8bit(image))
+class Unreadable(Exception):
+    """A file `load_folder` skips and lists, with why."""
 
 
-def load_folder(root: str | Path) -> tuple[list[np.ndarray], np.ndarray, list[str], list[str]]:
-    """A class-per-subfolder image folder as (images, labels, class names, skipped files)."""
+def read_image(path: Path, size: int, max_pixels: int) -> np.ndarray:
+    """Decode one image file straight to size x size (bilinear, as `resize`): a JPEG decodes at the smallest scale
+    that still covers `size`, and a file whose header declares more than `max_pixels` is refused before decoding, so
+    memory follows the working size, not the file's. A truncated file fails here, not later in training."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                raise Unreadable(
+                    f"{image.width} x {image.height} pixels, over `data.max_pixels` ({max_pixels:,}); "
+                    "downscale it or raise the setting"
+                )
+            image.draft(None, (size, size))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when that still covers it
+            image.load()
+            return np.asarray(_to_8bit(image).resize((size, size), Image.BILINEAR))
+    except Unreadable:
+        raise
+    except Image.DecompressionBombError as error:  # over twice Pillow's own limit: refused before the header check
+        declared = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(declared.group(1)):,} pixels" if declared else "too many pixels"
+        raise Unreadable(f"{pixels}, over `data.max_pixels` ({max_pixels:,}); downscale it") from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure (Pillow raises many kinds) skips the file
+        raise Unreadable(f"unreadable image ({type(error).__name__})") from None
+
+
+def _walk(folder: Path, root: Path, real_root: Path, skipped: list[str]) -> list[Path]:
+    """The regular files under `folder`, sorted; hidden and symlinked folders, and symlinks that leave the data
+    folder, loop or dangle, are skipped and listed instead."""
+    files = []
+    for entry in sorted(folder.iterdir()):
+        where = entry.relative_to(root)
+        if entry.name.startswith("."):
+            skipped.append(f"{where}{'/' if entry.is_dir() else ''}: hidden, not read")
+            continue
+        if entry.is_symlink():
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):
+                skipped.append(f"{where}: broken or looping symlink, not followed")
+                continue
+            if not target.is_relative_to(real_root):
+                skipped.append(f"{where}: symlink outside the data folder, not followed")
+                continue
+            if target.is_dir():
+                skipped.append(f"{where}/: symlinked folder, not followed")
+                continue
+        if entry.is_dir():
+            files.extend(_walk(entry, root, real_root, skipped))
+        elif entry.is_file():
+            files.append(entry)
+    return files
+
+
+def load_folder(
+    root: str | Path, size: int, max_pixels: int
+) -> tuple[list[np.ndarray], np.ndarray, list[str], list[str]]:
+    """A class-per-subfolder image folder as (images at size x size, labels, class names, skipped files)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(
             f"data.source: folder {root} does not exist; give `elpv` or a folder with one sub-folder per class"
         )
     real_root = root.resolve()
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    skipped: list[str] = []
+    folders = _walk_classes(root, real_root, skipped)
+    classes = [folder.name for folder in folders]
     if len(classes) != 2:
         raise UserError(
             f"data.source: {root} has {len(classes)} class folders ({', '.join(classes) or 'none'}); "
             "binary classification needs exactly 2"
         )
-    images, labels, skipped = [], [], []
-    for label, name in enumerate(classes):
+    images, labels = [], []
+    for label, folder in enumerate(folders):
         count = 0
-        for path in sorted((root / name).rglob("*")):
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                skipped.append(f"{path.relative_to(root)}: symlink outside the data folder, not followed")
-                continue
-            if not path.is_file() or path.name.startswith("."):
-                continue
+        for path in _walk(folder, root, real_root, skipped):
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append(f"{path.relative_to(root)}: not an image file extension")
                 continue
             try:
-                images.append(read_image(path))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-                skipped.append(f"{path.relative_to(root)}: unreadable image ({type(error).__name__})")
+                images.append(read_image(path, size, max_pixels))
+            except Unreadable as why:
+                skipped.append(f"{path.relative_to(root)}: {why}")
                 continue
             labels.append(label)
             count += 1
         if count == 0:
             raise UserError(
-                f"data.source: class folder {root / name} has no readable images; add images or remove the folder"
+                f"data.source: class folder {folder} has no readable images; add images or remove the folder"
             )
     return images, np.asarray(labels, dtype=np.int64), classes, skipped
+
+
+def _walk_classes(root: Path, real_root: Path, skipped: list[str]) -> list[Path]:
+    """The class folders: visible sub-folders of `root`, by the same symlink rule as files."""
+    folders = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not (entry.is_dir() or entry.is_symlink()):
+            continue
+        if entry.is_symlink():
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):
+                skipped.append(f"{entry.name}/: broken or looping symlink, not followed")
+                continue
+            if not target.is_dir():
+                continue
+            if not target.is_relative_to(real_root):
+                skipped.append(f"{entry.name}/: class folder is a symlink outside the data folder, not followed")
+                continue
+        folders.append(entry)
+    return folders
 
 
 def with_positive_class(labels: np.ndarray, classes: list[str], positive: str) -> tuple[np.ndarray, list[str]]:

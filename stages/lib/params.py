@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
 from stages.lib import trace
 from stages.lib.io import UserError
@@ -42,10 +44,25 @@ MOVED = {
 }
 
 Check = Callable[[str, Any], None]
+# The largest params file read (the default is ~16 KB): a bigger one is refused before parsing, which takes seconds
+# per megabyte.
+MAX_BYTES = 1 << 20
+# How deep params.yaml may nest (the default nests 5 deep): deeper is refused before it is built.
+MAX_DEPTH = 32
+# An error line quotes at most this much of a bad value (a 10 MB list stays a one-line error).
+QUOTE_CHARACTERS = 120
+
+
+def quote(value: Any) -> str:
+    """A short repr of a value for an error line: nested and long values are cut with `...`."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother, short.maxlong = 3, 8, 6, 60, 60, 40
+    text = short.repr(value)
+    return text if len(text) <= QUOTE_CHARACTERS else text[: QUOTE_CHARACTERS - 3] + "..."
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
-    raise UserError(f"params.yaml: `{key}` is {value!r}; {allowed}")
+    raise UserError(f"params.yaml: `{key}` is {quote(value)}; {allowed}")
 
 
 def integer(low: int, high: int | None = None) -> Check:
@@ -185,6 +202,7 @@ SCHEMA: dict[str, Any] = {
         "task": one_of(*TASKS),
         "positive_class": text,
         "image_size": integer(32, 1024),
+        "max_pixels": integer(1024, 1 << 31),
         "max_images_per_class": optional(integer(4)),
         "split": {
             "train": number(0, 1, True, True),
@@ -358,12 +376,55 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read and validate the params file."""
     try:
         with open(path, encoding="utf-8") as handle:
-            params = read_yaml(handle.read())
+            text = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"{path} not found; run from the repository root") from None
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+            "save it as UTF-8"
+        ) from None
+    if len(text) > MAX_BYTES:
+        raise UserError(f"{path} is over {MAX_BYTES:,} characters; a params file is a few KB, check what wrote it")
+    try:
+        check_structure(text)
+        params = read_yaml(text)
+    except MarkedYAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     except YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        raise UserError(f"{path} is not valid YAML: {_cut(str(error).splitlines()[0])}") from None
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from None
     return trace.RecordingDict(validate(params))
+
+
+def check_structure(text: str) -> None:
+    """Refuse what would blow up before validation can name a key: YAML aliases (a few KB of them expand to
+    gigabytes) and nesting deeper than MAX_DEPTH (Python's recursion limit)."""
+    depth = 0
+    for event in YAML(typ="safe", pure=True).parse(text):
+        if isinstance(event, AliasEvent):
+            raise ValueError(
+                f"line {event.start_mark.line + 1}: a YAML alias (*{_cut(str(event.anchor))}); "
+                "params.yaml takes no anchors or aliases, write the value out"
+            )
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
+def _yaml_problem(error: MarkedYAMLError) -> str:
+    """The parser's problem and where: `line 12: found duplicate key "seed" ...`."""
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return where + _cut(error.problem or error.context or str(error).splitlines()[0])
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= QUOTE_CHARACTERS else text[: QUOTE_CHARACTERS - 3] + "..."
 
 
 def read_yaml(text: str) -> Any:

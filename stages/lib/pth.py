@@ -7,6 +7,8 @@ function, OrderedDict) and refuses every other one before it can run.
 
 from __future__ import annotations
 
+import math
+import os
 import pickle
 import struct
 from collections import OrderedDict
@@ -15,8 +17,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from stages.lib.io import UserError
+
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+ZIP_MAGIC = b"PK\x03\x04"
+# The largest tensor this reader builds (Lite0's largest is 5 MB): a crafted shape cannot ask for more memory.
+MAX_TENSOR_BYTES = 1 << 30
 
 STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -50,24 +57,34 @@ class _LazyTensor:
         return np.array(view)
 
     def check_bounds(self) -> None:
-        """Refuse a shape, stride or offset that would read outside the storage (`as_strided` does not check)."""
+        """Refuse a shape, stride or offset that would read outside the storage (`as_strided` does not check), a
+        zero or negative stride, or more values than the storage holds or MAX_TENSOR_BYTES allows."""
         size = len(self.storage.array)
         valid = (
             isinstance(self.offset, int)
             and self.offset >= 0
             and len(self.shape) == len(self.stride)
-            and all(isinstance(v, int) and v >= 0 for v in (*self.shape, *self.stride))
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in (*self.shape, *self.stride))
+            and all(extent >= 0 for extent in self.shape)
+            and all(step >= 1 for extent, step in zip(self.shape, self.stride, strict=True) if extent > 1)
         )
-        if valid and all(self.shape):
+        count = math.prod(self.shape) if valid else 0
+        if valid and count:
             last = self.offset + sum((extent - 1) * step for extent, step in zip(self.shape, self.stride, strict=True))
-            valid = last < size
+            valid = last < size and count <= size and count * self.storage.dtype.itemsize <= MAX_TENSOR_BYTES
         elif valid:
             valid = self.offset <= size
         if not valid:
             raise ValueError(
-                f"tensor with shape {self.shape}, stride {self.stride} and offset {self.offset} reads outside its "
-                f"storage of {size} values: a corrupt or crafted checkpoint; use an untouched copy of the file"
+                f"tensor with shape {_short(self.shape)}, stride {_short(self.stride)} and offset "
+                f"{_short(self.offset)} reads outside its storage of {size} values: a corrupt or crafted checkpoint; "
+                "use an untouched copy of the file"
             )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, shape: tuple, stride: tuple, *_ignored: Any) -> _LazyTensor:
@@ -111,25 +128,44 @@ def _load_value(handle: BinaryIO, storages: dict[str, _Storage] | None = None) -
 
 
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a legacy-format PyTorch state_dict into numpy arrays, without torch and without running code."""
+    """Read a legacy-format PyTorch state_dict into numpy arrays, without torch and without running code; any
+    malformed file is one UserError naming it."""
+    try:
+        return _read_state_dict(Path(path))
+    except (pickle.UnpicklingError, ValueError) as error:
+        raise UserError(f"{path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a crafted pickle can raise anything; none may become a traceback
+        raise UserError(
+            f"{path}: not a readable PyTorch state_dict ({type(error).__name__}); use an untouched copy of the file"
+        ) from None
+
+
+def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as handle:
-        if _load_value(handle) != MAGIC_NUMBER:
+        if handle.read(4) == ZIP_MAGIC:
             raise ValueError(
-                f"{path}: not a legacy PyTorch file (magic number mismatch; zip-format files are not supported)"
+                "a zip-format checkpoint (torch >= 1.6); zip-format files are not supported: resave it with "
+                "torch.save(state, path, _use_new_zipfile_serialization=False)"
             )
+        handle.seek(0)
+        if _load_value(handle) != MAGIC_NUMBER:
+            raise ValueError("not a legacy PyTorch file (magic number mismatch)")
         if _load_value(handle) != PROTOCOL_VERSION:
-            raise ValueError(f"{path}: unsupported PyTorch protocol version")
+            raise ValueError("unsupported PyTorch protocol version")
         _load_value(handle)  # system info: endianness and type sizes
         storages: dict[str, _Storage] = {}
         state = _load_value(handle, storages)
         keys = _load_value(handle)
+        file_bytes = os.fstat(handle.fileno()).st_size
         for key in keys:
+            if key not in storages:
+                raise ValueError(f"storage {_short(key)} is listed but no tensor uses it")
             storage = storages[key]
             (count,) = struct.unpack("<q", handle.read(8))
-            data = handle.read(count * storage.dtype.itemsize)
-            if len(data) != count * storage.dtype.itemsize:
-                raise ValueError(f"{path}: truncated storage {key}")
-            storage.array = np.frombuffer(data, dtype=storage.dtype)
+            wanted = count * storage.dtype.itemsize
+            if count != storage.size or wanted > file_bytes - handle.tell():
+                raise ValueError(f"storage {_short(key)} declares {count} values; the file is truncated or crafted")
+            storage.array = np.frombuffer(handle.read(wanted), dtype=storage.dtype)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict, found {type(state).__name__}")
+        raise ValueError(f"expected a state_dict, found {type(state).__name__}")
     return {name: tensor.materialize() for name, tensor in state.items() if isinstance(tensor, _LazyTensor)}

@@ -1,4 +1,4 @@
-"""RAM and flash of patch-based deployments (`stages/lib/patch_models.py`) against the whole-image model, for
+"""RAM and flash of patch-based deployments (`stages/lib/compress/patch_models.py`) against the whole-image model, for
 Lite0 students of several depths, resolutions and grids, measured on the host TFLite Micro (int8).
 
 Usage, from the repository root: python benchmarks/patch_arenas.py > benchmarks/results/patch_arenas.txt
@@ -20,8 +20,11 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages.lib import conversion, data, lut, patch_models, patching, paths, tflite_bundle, tflm  # noqa: E402
-from stages.lib import model as model_lib  # noqa: E402
+from stages.lib.compress import patch_models  # noqa: E402
+from stages.lib.core import data, paths
+from stages.lib.keras import conversion
+from stages.lib.keras import model as model_lib  # noqa: E402
+from stages.lib.runtime import lut, patching, tflite_bundle, tflm
 
 # (input px, stop after block, through block, grids)
 CASES = [

@@ -1,6 +1,7 @@
 """Does each board's pick survive a second training seed? The recommendation of two runs that differ only in `seed`
-(same code, same data split), under the pick rule in `stages/lib/recommendation.py` (ties by a paired bootstrap on
-validation) and under the rule it replaced (models within a fixed 0.005 of the best validation score are ties).
+(same code, same data split), under the pick rule in `stages/lib/report/recommendation.py` (ties by a paired
+bootstrap on validation) and under the rule it replaced (models within a fixed 0.005 of the best validation score are
+ties).
 
 Usage: python benchmarks/pick_seeds.py RUN_A RUN_B [OUT.json]   (default benchmarks/results/pick_seeds.json)
 RUN_A and RUN_B are repository copies after `dvc repro` with the same `data/prepared` (`dvc freeze prepare` in the
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.lib import params as params_lib  # noqa: E402
-from stages.lib import recommendation, rows, scores  # noqa: E402
-from stages.lib.io import write_json  # noqa: E402
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.core import scores  # noqa: E402
+from stages.lib.core.io import write_json  # noqa: E402
+from stages.lib.report import recommendation, rows
 
 # The rule the bootstrap replaced: a fixed margin, smaller than one standard deviation of the noise it meant to absorb.
 OLD_TOLERANCE = 0.005

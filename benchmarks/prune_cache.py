@@ -29,9 +29,11 @@ import tf_keras as keras  # noqa: E402
 from records import append as append_record  # noqa: E402
 from stage_times import machine  # noqa: E402
 
-from stages.lib import conversion, data, paths, pruning, training  # noqa: E402
-from stages.lib import model as model_lib  # noqa: E402
-from stages.lib import params as params_lib  # noqa: E402
+from stages.lib.compress import pruning  # noqa: E402
+from stages.lib.core import data, paths  # noqa: E402
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.keras import conversion, training  # noqa: E402
+from stages.lib.keras import model as model_lib  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/prune_cache.jsonl"
 

@@ -29,9 +29,11 @@ RESULTS = ROOT / "benchmarks/results/prune_recipes.jsonl"
 SCORE = """
 import json, sys
 from sklearn.metrics import roc_auc_score
-from stages.lib import conversion, data, litert, paths
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
+from stages.lib.keras import conversion
+from stages.lib.core import data, paths
+from stages.lib.runtime import litert
+from stages.lib.keras import model as model_lib
+from stages.lib.core import params as params_lib
 params, sparsity = params_lib.load(), float(sys.argv[1])
 model, _ = model_lib.load(paths.keras_folder(paths.pruned_model(sparsity)))
 train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")

@@ -24,9 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from records import append as append_record  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from stages.lib import clustering, conversion, data, litert, lut, paths  # noqa: E402
-from stages.lib import model as model_lib  # noqa: E402
-from stages.lib import params as params_lib  # noqa: E402
+from stages.lib.compress import clustering
+from stages.lib.core import data, paths
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.keras import conversion
+from stages.lib.keras import model as model_lib  # noqa: E402
+from stages.lib.runtime import litert, lut  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results/student_clusters.jsonl"
 

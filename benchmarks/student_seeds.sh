@@ -40,7 +40,8 @@ import sys
 sys.path.insert(0, ".")
 from sklearn.metrics import roc_auc_score
 
-from stages.lib import data, litert, paths
+from stages.lib.core import data, paths
+from stages.lib.runtime import litert
 
 name, block, epochs, seed = sys.argv[1:]
 best = max(float(v) for v in re.findall(r"val_auc: ([0-9.]+)", open("log.txt").read()))

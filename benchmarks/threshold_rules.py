@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.lib import data, litert, paths, scores  # noqa: E402
-from stages.lib.io import write_json  # noqa: E402
+from stages.lib.core import data, paths, scores
+from stages.lib.core.io import write_json  # noqa: E402
+from stages.lib.runtime import litert  # noqa: E402
 
 MODELS = {
     "baseline float32": ("baseline", "float32"),

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.lib import data, litert, patching, paths, scores  # noqa: E402
-from stages.lib import params as params_lib  # noqa: E402
-from stages.lib.io import write_json  # noqa: E402
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.core.io import write_json  # noqa: E402
+from stages.lib.runtime import litert, patching  # noqa: E402
 
 RULES = ("accuracy", "logistic")
 

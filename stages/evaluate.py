@@ -9,9 +9,10 @@ import functools
 
 import numpy as np
 
-from stages.lib import data, litert, patching, paths, scores, tflm
-from stages.lib import params as params_lib
-from stages.lib.io import read_json, run_stage, write_json
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import read_json, run_stage, write_json
+from stages.lib.runtime import litert, patching, tflm
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, int]]:

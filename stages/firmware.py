@@ -11,9 +11,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from stages.lib import c_array, contract, patching, paths, rows
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.core import params as params_lib
+from stages.lib.core import paths
+from stages.lib.core.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.firmware import c_array, contract
+from stages.lib.report import rows
+from stages.lib.runtime import patching
 
 LUT_NOTE = """edge_model_data.cc holds the model under TensorFlow Lite Micro's look-up-table compression
 (DECODE operators). Compile TFLite Micro with USE_TFLM_COMPRESSION defined (the DECODE kernel and the kernels'

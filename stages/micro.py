@@ -9,9 +9,11 @@ import time
 
 import numpy as np
 
-from stages.lib import c_array, data, litert, lut, paths, scores, tflm
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.firmware import c_array
+from stages.lib.runtime import litert, lut, tflm
 
 
 def _agreement(name: str, micro: np.ndarray, other: np.ndarray, threshold: float) -> dict[str, float]:

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from stages.lib import data, paths
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, run_stage, write_json
+from stages.lib.core import data, paths
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import atomic_path, run_stage, write_json
 
 
 def main() -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.lib import data, paths, pruning, scores, training
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
-from stages.lib.io import UserError, atomic_path, run_stage, write_json
+from stages.lib.compress import pruning
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import UserError, atomic_path, run_stage, write_json
+from stages.lib.keras import model as model_lib
+from stages.lib.keras import training
 
 
 def fine_tune(params: dict, model, start: float, sparsity: float, epochs: int, splits: dict) -> tuple:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import boards, cells, comparison, figures, headline, paths, recommendation, rows, verdicts
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, read_json, run_stage, write_json, write_text
-from stages.lib.litert import COMPRESSION
+from stages.lib.core import params as params_lib
+from stages.lib.core import paths
+from stages.lib.core.io import atomic_path, read_json, run_stage, write_json, write_text
+from stages.lib.report import boards, cells, comparison, figures, headline, recommendation, rows, verdicts
+from stages.lib.runtime.litert import COMPRESSION
 
 HEADER = (
     "| model | test accuracy ({level} CI) | Δ vs float32, pp ({level} CI) | McNemar p | file size | compressed "

@@ -11,10 +11,13 @@ import time
 
 import numpy as np
 
-from stages.lib import clustering, conversion, data, litert, lut, patch_models, patching, paths, scores, training
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
-from stages.lib.io import UserError, atomic_path, run_stage, write_bytes, write_json
+from stages.lib.compress import clustering, patch_models
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import UserError, atomic_path, run_stage, write_bytes, write_json
+from stages.lib.keras import conversion, training
+from stages.lib.keras import model as model_lib
+from stages.lib.runtime import litert, lut, patching
 
 
 def targets(params: dict, shape: dict, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -10,9 +10,10 @@ import io
 
 import numpy as np
 
-from stages.lib import data, litert, paths, scores
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import atomic_path, read_json, run_stage, write_json
+from stages.lib.runtime import litert
 
 
 def view_probabilities(interpreter: litert.Interpreter, images: np.ndarray, views: int) -> np.ndarray:

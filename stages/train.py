@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from stages.lib import conversion, data, paths, scores, training
-from stages.lib import model as model_lib
-from stages.lib import params as params_lib
-from stages.lib.io import atomic_path, run_stage, write_json
+from stages.lib.core import data, paths, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core.io import atomic_path, run_stage, write_json
+from stages.lib.keras import conversion, training
+from stages.lib.keras import model as model_lib
 
 
 def main() -> None:

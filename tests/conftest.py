@@ -58,7 +58,7 @@ def run_module(
 @pytest.fixture(scope="session")
 def elpv_images() -> tuple[np.ndarray, np.ndarray]:
     """24 real solar-cell images (12 per class) at 32 px, as the pipeline feeds them."""
-    from stages.lib import data
+    from stages.lib.core import data
 
     images, labels, _ = data.load_elpv("functional_vs_defective")
     keep = data.cap_per_class(labels, 12, seed=0)
@@ -68,7 +68,7 @@ def elpv_images() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def tiny_classifier():
     """The real classifier (Lite0 with its ImageNet weights) at 32 px."""
-    from stages.lib import model
+    from stages.lib.keras import model
 
     model.seed_everything(0)  # the head's initial weights, whichever tests ran before
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1)
@@ -78,7 +78,7 @@ def tiny_classifier():
 def short_classifier():
     """The real classifier with Lite0 stopped after block 3 (ImageNet weights), at 32 px: ~40 K weights to
     cluster and quantize instead of 4 M, the same layer kinds."""
-    from stages.lib import model
+    from stages.lib.keras import model
 
     model.seed_everything(0)  # the head's initial weights, whichever tests ran before
     return model.build_classifier(32, "efficientnet_lite0", "bundled", dense_units=32, dropout=0.1, stop_after_block=3)
@@ -110,7 +110,8 @@ def copy_model(net):
 @pytest.fixture(scope="session")
 def pruned(short_classifier, elpv_images):
     """The short classifier pruned to 60 % (every Conv2D/Dense layer) and stripped."""
-    from stages.lib import model, pruning
+    from stages.lib.compress import pruning
+    from stages.lib.keras import model
 
     images, labels = elpv_images
     model.seed_everything(0)  # the same fine-tune whichever tests ran before: session fixtures share the RNG

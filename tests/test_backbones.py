@@ -7,8 +7,8 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from stages.lib import backbones, model
-from stages.lib.io import UserError
+from stages.lib.core.io import UserError
+from stages.lib.keras import backbones, model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.lib import boards
+from stages.lib.report import boards
 
 BOARD = {
     "description": "test board",

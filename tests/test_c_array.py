@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stages.lib import c_array
+from stages.lib.firmware import c_array
 
 
 def test_c_array_holds_the_model_byte_for_byte():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages.lib import cells
+from stages.lib.report import cells
 
 
 def test_labels_name_each_kind_of_variant():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.lib import comparison
+from stages.lib.report import comparison
 
 
 def _row(variant: str, correct: list[int], size: int = 100) -> dict:

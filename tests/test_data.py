@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_module
-from stages.lib import data
-from stages.lib.io import UserError
+from stages.lib.core import data
+from stages.lib.core.io import UserError
 
 
 def test_elpv_default_task_counts():

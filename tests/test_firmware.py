@@ -15,8 +15,12 @@ import pytest
 
 from conftest import ROOT, copy_model
 from stages import firmware
-from stages.lib import clustering, contract, conversion, data, litert, patch_models, patching, tflm
-from stages.lib import params as params_lib
+from stages.lib.compress import clustering, patch_models
+from stages.lib.core import data
+from stages.lib.core import params as params_lib
+from stages.lib.firmware import contract
+from stages.lib.keras import conversion
+from stages.lib.runtime import litert, patching, tflm
 
 CXX = shutil.which("g++") or shutil.which("c++")
 FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-fPIC"]

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 from conftest import ROOT
-from stages.lib import headline, verdicts
+from stages.lib.report import headline, verdicts
 
 
 def _row(arena: int | None) -> dict:

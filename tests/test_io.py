@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib import io
+from stages.lib.core import io
 
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path):

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib import conversion, litert, model
+from stages.lib.keras import conversion, model
+from stages.lib.runtime import litert
 
 
 def _zero_smallest(net, fraction: float):
     """A copy of `net` with the smallest `fraction` of each Conv2D/Dense kernel set to zero (what pruning leaves)."""
     import tf_keras as keras
 
-    from stages.lib.pruning import prunable
+    from stages.lib.compress.pruning import prunable
 
     copy = keras.models.clone_model(net)
     copy.set_weights(net.get_weights())
@@ -135,7 +136,7 @@ def test_latency_is_a_positive_median(converted, elpv_images):
 
 
 def test_missing_model_is_a_user_error(tmp_path):
-    from stages.lib.io import UserError
+    from stages.lib.core.io import UserError
 
     with pytest.raises(UserError, match="convert stage"):
         litert.open_interpreter(tmp_path / "none.tflite", 1)

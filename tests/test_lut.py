@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import copy_model
-from stages.lib import conversion, lut, tflm
+from stages.lib.keras import conversion
+from stages.lib.runtime import lut, tflm
 
 
 def _clustered(net, levels: int):

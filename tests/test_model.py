@@ -12,9 +12,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from conftest import copy_model
-from stages.lib import model
-from stages.lib.io import UserError
-from stages.lib.paths import META_FILE, MODEL_FILE
+from stages.lib.core.io import UserError
+from stages.lib.core.paths import META_FILE, MODEL_FILE
+from stages.lib.keras import model
 
 
 def test_phase_one_trains_only_the_head(tiny_classifier):

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_module
-from stages.lib import params
-from stages.lib.io import UserError
+from stages.lib.core import params
+from stages.lib.core.io import UserError
 
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -105,7 +105,7 @@ def test_bundled_weights_only_for_lite0():
 def test_representative_count_larger_than_training_split_is_refused():
     import numpy as np
 
-    from stages.lib import data
+    from stages.lib.core import data
 
     with pytest.raises(UserError, match="convert.representative_samples"):
         data.representative_images(np.zeros((5, 32, 32, 3), np.uint8), 6, seed=0)

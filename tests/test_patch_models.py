@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib import conversion, litert, patch_models, patching, tflm
-from stages.lib import model as model_lib
-from stages.lib.io import UserError
+from stages.lib.compress import patch_models
+from stages.lib.core.io import UserError
+from stages.lib.keras import conversion
+from stages.lib.keras import model as model_lib
+from stages.lib.runtime import litert, patching, tflm
 
 
 @pytest.mark.parametrize("block,grid", [(0, 2), (1, 2), (2, 3)])

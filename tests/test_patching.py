@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.lib import patching
+from stages.lib.runtime import patching
 
 
 def test_grid_regions_tile_the_map_once_row_major():

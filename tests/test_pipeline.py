@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY, run_tool, stages_run
-from stages.lib import scores
-from stages.lib.params import read_yaml
+from stages.lib.core import scores
+from stages.lib.core.params import read_yaml
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
 
@@ -32,7 +32,7 @@ def test_repro_runs_every_stage(repo: Path):
 
 
 def test_outputs_are_measured_from_their_artifacts(repo: Path):
-    from stages.lib import litert, patching
+    from stages.lib.runtime import litert, patching
 
     for metrics in (repo / "metrics/evaluate").rglob("*.json"):
         values = json.loads(metrics.read_text())
@@ -104,7 +104,7 @@ def test_c_array_equals_the_deployed_model(repo: Path):
 def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(repo: Path):
     import numpy as np
 
-    from stages.lib import litert
+    from stages.lib.runtime import litert
 
     for name in TINY["students"]["run"]:
         path = repo / f"models/tflite/students/{name}/int8.tflite"
@@ -164,7 +164,8 @@ def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micr
     import numpy as np
     from test_firmware import CXX, compile_board, run_on_tflm
 
-    from stages.lib import data, patching, tflm
+    from stages.lib.core import data
+    from stages.lib.runtime import patching, tflm
 
     if CXX is None:
         pytest.skip("no C++ compiler")
@@ -205,7 +206,7 @@ def _key_covered(key: str, declared: set[str]) -> bool:
 
 
 def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
-    """Each stage process recorded the params keys it read and the files it opened (stages/lib/trace.py)."""
+    """Each stage process recorded the params keys it read and the files it opened (stages/lib/core/trace.py)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     traces = [json.loads(p.read_text()) for p in Path((repo / "trace_dir.txt").read_text()).glob("*.json")]
     by_cmd = {" ".join(["python -m", record["module"], *record["args"]]): record for record in traces}
@@ -234,7 +235,7 @@ def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
         relative = module.relative_to(repo).as_posix()
         if not module.read_text().strip():
             continue
-        users = {name for name, stage in stages.items() if relative in stage.get("do", stage)["deps"]}
+        users = {name for name, stage in stages.items() if _file_covered(relative, set(stage.get("do", stage)["deps"]))}
         original = module.read_text()
         try:
             module.write_text(original + "\n# edited\n")
@@ -378,7 +379,7 @@ def test_plots_diff_draws_every_plot_offline_in_a_real_browser(committed: Path, 
 def test_dvc_metrics_and_plots_see_every_variant(repo: Path):
     shown = json.loads(run_tool(["dvc", "metrics", "show", "--json"], repo).stdout)
     files = next(iter(shown.values()))["data"]
-    # The headline only (stages/lib/headline.py): a file per row, per board with a pick and per verdict.
+    # The headline only (stages/lib/report/headline.py): a file per row, per board with a pick and per verdict.
     assert "metrics/models/pruned_50_int8.json" in files and "metrics/summary.json" not in files
     assert {path.split("/")[1] for path in files} == {"models", "boards", "verdicts"}
     plots = run_tool(["dvc", "plots", "show", "--json", "--split"], repo).stdout

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_model
-from stages.lib import pruning
+from stages.lib.compress import pruning
 
 
 def test_pruning_reaches_the_target_sparsity(pruned):
@@ -23,7 +23,7 @@ def test_unpruned_model_has_no_sparsity(tiny_classifier):
 def test_a_chained_prune_keeps_the_zeros_it_starts_from(pruned, elpv_images):
     """From 60 % to 80 %: the ramp starts at the zeros the model has, and no pruned weight comes back."""
     from conftest import fit_briefly
-    from stages.lib import model
+    from stages.lib.keras import model
 
     images, labels = elpv_images
     model.seed_everything(0)
@@ -100,7 +100,7 @@ def test_depthwise_layers_are_not_wrapped(tiny_classifier):
 
 
 def test_layers_pruning_touches_must_be_trained(short_classifier):
-    from stages.lib import model
+    from stages.lib.keras import model
 
     net = copy_model(short_classifier)
     model.set_trainable(net, from_block=2)

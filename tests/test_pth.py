@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.lib import pth
-from stages.lib.backbones import bundled_lite0_path
-from stages.lib.io import UserError
+from stages.lib.core.io import UserError
+from stages.lib.keras import pth
+from stages.lib.keras.backbones import bundled_lite0_path
 
 
 def test_reads_lite0_state_dict_with_numpy_only():

@@ -7,7 +7,7 @@ import pytest
 import tf_keras as keras
 
 from conftest import copy_model, fit_briefly
-from stages.lib import clustering, pruning, qat
+from stages.lib.compress import clustering, pruning, qat
 
 
 def test_clustering_keeps_sparsity_and_limits_values(pruned, elpv_images):

@@ -9,8 +9,9 @@ import copy
 import numpy as np
 
 from conftest import ROOT
-from stages.lib import params as params_lib
-from stages.lib import recommendation, scores
+from stages.lib.core import params as params_lib
+from stages.lib.core import scores
+from stages.lib.report import recommendation
 
 PARAMS = params_lib.load(ROOT / "params.yaml")
 BOARDS = {

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from stages.lib import params as params_lib
-from stages.lib import paths, rows
-from stages.lib.io import UserError, write_json
+from stages.lib.core import params as params_lib
+from stages.lib.core import paths
+from stages.lib.core.io import UserError, write_json
+from stages.lib.report import rows
 
 DEFAULT = params_lib.load(ROOT / "params.yaml")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib import scores
+from stages.lib.core import scores
 
 
 def _rule(rule: str) -> dict:
@@ -117,7 +117,7 @@ def test_logistic_threshold_edge_cases():
 
 
 def test_every_rule_in_params_has_an_implementation():
-    from stages.lib.params import THRESHOLD_RULES
+    from stages.lib.core.params import THRESHOLD_RULES
 
     for rule in THRESHOLD_RULES:
         assert 0 < scores.decision_threshold(np.array([0.2, 0.4, 0.6, 0.8]), np.array([0, 1, 0, 1]), _rule(rule)) < 1

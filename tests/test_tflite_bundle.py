@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib import conversion, litert, tflite_bundle, tflm
+from stages.lib.keras import conversion
+from stages.lib.runtime import litert, tflite_bundle, tflm
 
 
 @pytest.fixture(scope="module")
 def two_models(tiny_classifier, elpv_images) -> list[bytes]:
     """The real int8 classifier at 32 px, and the same network with another head (different weights, same backbone)."""
-    from stages.lib import model
+    from stages.lib.keras import model
 
     images = elpv_images[0].astype(np.float32)
     model.seed_everything(1)

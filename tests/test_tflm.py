@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib import conversion, litert, tflm
+from stages.lib.keras import conversion
+from stages.lib.runtime import litert, tflm
 
 
 @pytest.fixture(scope="module")

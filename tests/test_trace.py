@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import ROOT, run_module
-from stages.lib import trace
+from stages.lib.core import trace
 
 
 def test_recording_dict_keeps_the_most_specific_keys(monkeypatch):
@@ -36,7 +36,7 @@ def test_a_stages_worker_processes_record_as_part_of_the_stage(tmp_path: Path):
     (tmp_path / "spawner.py").write_text(
         "import multiprocessing\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from stages.lib import params\n"
+        "from stages.lib.core import params\n"
         "def work():\n"
         "    return params.load()['data']['image_size']\n"
         "if __name__ == '__main__':\n"

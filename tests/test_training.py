@@ -7,8 +7,8 @@ import re
 import numpy as np
 
 from conftest import copy_model
-from stages.lib import model as model_lib
-from stages.lib import training
+from stages.lib.keras import model as model_lib
+from stages.lib.keras import training
 
 # Both phases, small: one head epoch, then fine-tuning from block 6.
 SMALL = {

@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from conftest import ROOT
-from stages.lib import comparison, verdicts
-from stages.lib import params as params_lib
+from stages.lib.core import params as params_lib
+from stages.lib.report import comparison, verdicts
 
 PARAMS = params_lib.load(ROOT / "params.yaml")
 

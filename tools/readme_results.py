@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.lib import boards as boards_lib  # noqa: E402
-from stages.lib import cells  # noqa: E402
+from stages.lib.report import boards as boards_lib  # noqa: E402
+from stages.lib.report import cells  # noqa: E402
 
 TIMES = ROOT / "benchmarks/results"
 

@@ -14,8 +14,8 @@ import tf_keras as keras
 from dvclive import Live
 from tqdm import tqdm
 
-from stages.lib import data, scores
-from stages.lib import model as model_lib
+from stages.lib.core import data, scores
+from stages.lib.keras import model as model_lib
 
 # Images -> the frozen blocks' outputs; `FrozenRunner` makes one from the frozen part of a model.
 Predict = Callable[[np.ndarray], np.ndarray]

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from stages.lib import conversion, lut, patching, tflite_bundle
-from stages.lib import model as model_lib
-from stages.lib.io import UserError, write_bytes
-from stages.lib.patching import Region, grid_regions
+from stages.lib.core.io import UserError, write_bytes
+from stages.lib.keras import conversion
+from stages.lib.keras import model as model_lib
+from stages.lib.runtime import lut, patching, tflite_bundle
+from stages.lib.runtime.patching import Region, grid_regions
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 

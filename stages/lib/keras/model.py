@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from stages.lib.backbones import backbone_features, load_lite0_weights
-from stages.lib.io import UserError
-from stages.lib.paths import META_FILE, MODEL_FILE, PROBABILITIES_FILE
+from stages.lib.core.io import UserError
+from stages.lib.core.paths import META_FILE, MODEL_FILE, PROBABILITIES_FILE
+from stages.lib.keras.backbones import backbone_features, load_lite0_weights
 
 HEAD_LAYERS = ("head_pool", "head_dense", "head_bn", "head_relu", "head_dropout", "head_output")
 

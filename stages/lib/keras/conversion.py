@@ -11,7 +11,7 @@ from tensorflow.lite.python import lite
 from tensorflow.lite.python.convert import mlir_sparsify
 from tqdm import tqdm
 
-from stages.lib import litert
+from stages.lib.runtime import litert
 
 
 def convert(model: Any, fmt: str, representative: np.ndarray | None = None, sparse: bool = False) -> bytes:

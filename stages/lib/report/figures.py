@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from stages.lib.params import RANKINGS  # noqa: E402
+from stages.lib.core.params import RANKINGS  # noqa: E402
 
 MB = 1e6
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib import cells
-from stages.lib.comparison import BASELINE, paired
-from stages.lib.params import SHARE_QUANTILES
-from stages.lib.paths import variant_name
-from stages.lib.rows import find
+from stages.lib.core.params import SHARE_QUANTILES
+from stages.lib.core.paths import variant_name
+from stages.lib.report import cells
+from stages.lib.report.comparison import BASELINE, paired
+from stages.lib.report.rows import find
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED = "supported", "not supported", "inconclusive", "not testable here"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, UNTESTED)

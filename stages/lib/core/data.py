@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.lib.io import UserError
+from stages.lib.core.io import UserError
 
 SPLITS = ("train", "validation", "test")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from stages.lib.pruning import clone_wrapping, large_enough
+from stages.lib.compress.pruning import clone_wrapping, large_enough
 
 
 def cluster(model: keras.Model, clusters: int, min_weights: int) -> keras.Model:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stages.lib import patching
-from stages.lib.patching import PartRunner
+from stages.lib.runtime import patching
+from stages.lib.runtime.patching import PartRunner
 
 ARENA_ALIGNMENT = 16
 PROBE_TIMEOUT_S = 120
@@ -29,7 +29,7 @@ PROBE_TIMEOUT_S = 120
 def _probe(path: str | Path, arena_bytes: int) -> int | None:
     """The arena bytes TFLite Micro used when it allocated the model in `arena_bytes` (child process); None when it
     could not. The used bytes are TFLM's own `Arena allocation total`, printed by its recording allocator."""
-    command = [sys.executable, "-m", "stages.lib.tflm", str(path), str(arena_bytes)]
+    command = [sys.executable, "-m", "stages.lib.runtime.tflm", str(path), str(arena_bytes)]
     result = subprocess.run(
         command, capture_output=True, timeout=PROBE_TIMEOUT_S, cwd=Path(__file__).resolve().parents[2]
     )
@@ -114,7 +114,7 @@ def _micro_runner(path: str | Path | bytes, arena_bytes: int) -> PartRunner:
     """A TFLM interpreter as float in, float out, with LiteRT's (de)quantizer (TFLM's layout translated)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    from stages.lib.litert import dequantize_output, model_bytes, quantize_input
+    from stages.lib.runtime.litert import dequantize_output, model_bytes, quantize_input
 
     interpreter = runtime.Interpreter.from_bytes(model_bytes(path), arena_size=arena_bytes)
 

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import tf_keras as keras
 
-from stages.lib.io import UserError
-from stages.lib.pth import load_state_dict
+from stages.lib.core.io import UserError
+from stages.lib.keras.pth import load_state_dict
 
 # (repeats, kernel, stride, expand ratio, output filters) per stage, from the EfficientNet-Lite0 checkpoint.
 LITE0_STAGES = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib.comparison import BASELINE
-from stages.lib.rows import lut_compressed
+from stages.lib.report.comparison import BASELINE
+from stages.lib.report.rows import lut_compressed
 
 
 def level(confidence: float) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tqdm import tqdm
 
-from stages.lib.io import UserError
+from stages.lib.core.io import UserError
 
 COMPRESSION = "gzip -9 (DEFLATE), as tfmot's guides measure compressed size"
 

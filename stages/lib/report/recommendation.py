@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from stages.lib import boards, cells, scores
-from stages.lib.params import RANKINGS
+from stages.lib.core import scores
+from stages.lib.core.params import RANKINGS
+from stages.lib.report import boards, cells
 
 # What the floor applies to: LiteRT int8 accuracy on the validation split (set by `evaluate` for int8 files).
 FLOOR_ON = "validation_accuracy"

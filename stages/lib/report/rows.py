@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.lib import paths
-from stages.lib.io import UserError, read_json
+from stages.lib.core import paths
+from stages.lib.core.io import UserError, read_json
 
 
 def lut_compressed(row: dict[str, Any]) -> bool:

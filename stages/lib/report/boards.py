@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.lib.rows import lut_compressed
+from stages.lib.report.rows import lut_compressed
 
 
 def fit(model_bytes: int, arena_bytes: int, board: dict[str, Any]) -> dict[str, Any]:

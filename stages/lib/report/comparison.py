@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.lib import scores
+from stages.lib.core import scores
 
 BASELINE = "baseline_float32"
 

@@ -11,8 +11,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
-from stages.lib import trace
-from stages.lib.io import UserError
+from stages.lib.core import trace
+from stages.lib.core.io import UserError
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
 WEIGHTS = ("bundled", "imagenet", None)

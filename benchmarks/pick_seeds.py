@@ -30,10 +30,7 @@ def tolerance_pick(candidates: list[dict[str, Any]], rank_by: str, size_toleranc
     sizes within `size_tolerance` equal), and among equal sizes the better score."""
     best = max(row[rank_by] for row in candidates)
     pool = [row for row in candidates if row[rank_by] >= best - OLD_TOLERANCE]
-    flash = min(row["flash_bytes"] for row in pool)
-    pool = [row for row in pool if row["flash_bytes"] <= flash * (1 + size_tolerance)]
-    arena = min(row["tflm_arena_bytes"] for row in pool)
-    pool = [row for row in pool if row["tflm_arena_bytes"] <= arena * (1 + size_tolerance)]
+    pool = recommendation.smallest_sizes(pool, size_tolerance)
     return max(pool, key=lambda row: (row[rank_by], -row["flash_bytes"], -row["tflm_arena_bytes"]))
 
 

@@ -156,16 +156,27 @@ def paired_auc_differences(
 
     One set of resamples serves every model, so each difference carries the pairing and every comparison sees
     the same draws."""
+    table = bootstrap_auc_table(labels, {"": reference, **others}, resamples, seed)
+    return auc_differences(table, "", list(others), confidence)
+
+
+def bootstrap_auc_table(
+    labels: np.ndarray, probabilities: dict[str, np.ndarray], resamples: int, seed: int
+) -> dict[str, tuple[float, np.ndarray]]:
+    """Per model: its ROC AUC and its AUC on each of `resamples` draws of the images, the draws (seeded by `seed`)
+    shared by all, so that any two can be paired later without drawing again."""
     draws = np.random.default_rng(seed).integers(0, len(labels), size=(resamples, len(labels)))
-    base = bootstrap_roc_aucs(labels, reference, draws)
+    return {name: (roc_auc(labels, p), bootstrap_roc_aucs(labels, p, draws)) for name, p in probabilities.items()}
+
+
+def auc_differences(
+    table: dict[str, tuple[float, np.ndarray]], reference: str, names: list[str], confidence: float
+) -> dict[str, dict[str, float]]:
+    """Each of `names`' AUC minus `reference`'s, with the paired interval at `confidence` from `table`'s draws."""
     alpha = (1 - confidence) / 2
+    point, base = table[reference]
     result = {}
-    for name, probabilities in others.items():
-        differences = bootstrap_roc_aucs(labels, probabilities, draws) - base
-        low, high = np.nanquantile(differences, [alpha, 1 - alpha])
-        result[name] = {
-            "difference": roc_auc(labels, probabilities) - roc_auc(labels, reference),
-            "low": float(low),
-            "high": float(high),
-        }
+    for name in names:
+        low, high = np.nanquantile(table[name][1] - base, [alpha, 1 - alpha])
+        result[name] = {"difference": table[name][0] - point, "low": float(low), "high": float(high)}
     return result

@@ -21,17 +21,22 @@ def _within(value: float, smallest: float, tolerance: float) -> bool:
 
 
 def differences_from_best(
-    candidates: list[dict[str, Any]], rank_by: str, resamples: int, seed: int, confidence: float
+    candidates: list[dict[str, Any]],
+    rank_by: str,
+    resamples: int,
+    seed: int,
+    confidence: float,
+    table: dict[str, tuple[float, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """The best candidate by `rank_by` on validation, and every candidate's score minus the best's on the same
-    validation images with its paired bootstrap interval at `confidence`."""
+    validation images with its paired bootstrap interval at `confidence`. `table` (`scores.bootstrap_auc_table` of
+    the same draws) saves drawing the AUCs again for each board."""
     best = max(candidates, key=lambda row: row[rank_by])
     labels = best["validation_labels"]
     if rank_by == "validation_roc_auc":
-        others = {row["variant"]: row["validation_probabilities"] for row in candidates}
-        return best, scores.paired_auc_differences(
-            labels, best["validation_probabilities"], others, resamples, seed, confidence
-        )
+        if table is None:
+            table = auc_table(candidates, resamples, seed)
+        return best, scores.auc_differences(table, best["variant"], [row["variant"] for row in candidates], confidence)
 
     def correct(row: dict[str, Any]) -> np.ndarray:
         return (row["validation_probabilities"] >= row["threshold"]) == labels
@@ -42,20 +47,36 @@ def differences_from_best(
     }
 
 
+def auc_table(rows: list[dict[str, Any]], resamples: int, seed: int) -> dict[str, tuple[float, np.ndarray]]:
+    """Every row's validation AUC on one shared set of bootstrap draws (all rows score the same validation images)."""
+    if not rows:
+        return {}
+    labels = rows[0]["validation_labels"]
+    if not all(np.array_equal(row["validation_labels"], labels) for row in rows):
+        raise ValueError("the rows' validation predictions are not on the same images; rerun their evaluations")
+    return scores.bootstrap_auc_table(
+        labels, {row["variant"]: row["validation_probabilities"] for row in rows}, resamples, seed
+    )
+
+
 def tied_with_best(differences: dict[str, dict[str, float]]) -> list[str]:
     """The candidates not significantly worse than the best: their interval of the difference reaches zero."""
     return [variant for variant, difference in differences.items() if difference["high"] >= 0]
 
 
-def smallest(pool: list[dict[str, Any]], size_tolerance: float) -> dict[str, Any]:
-    """The smallest by what the board pays for: flash bytes first, then arena, sizes within `size_tolerance` of the
-    smallest counting as equal; then the fewest multiply-accumulates (the latency); then the first listed. Never the
-    score: the pool is tied on it."""
+def smallest_sizes(pool: list[dict[str, Any]], size_tolerance: float) -> list[dict[str, Any]]:
+    """The rows of the smallest flash bytes, then of those the smallest arena, sizes within `size_tolerance` of the
+    smallest counting as equal."""
     flash = min(row["flash_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["flash_bytes"], flash, size_tolerance)]
     arena = min(row["tflm_arena_bytes"] for row in pool)
-    pool = [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
-    return min(pool, key=lambda row: row["multiply_accumulates"])
+    return [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
+
+
+def smallest(pool: list[dict[str, Any]], size_tolerance: float) -> dict[str, Any]:
+    """The smallest by what the board pays for: flash bytes first, then arena (`smallest_sizes`); then the fewest
+    multiply-accumulates (the latency); then the first listed. Never the score: the pool is tied on it."""
+    return min(smallest_sizes(pool, size_tolerance), key=lambda row: row["multiply_accumulates"])
 
 
 def below_floor(fitting: list[dict[str, Any]], floor: float) -> str:
@@ -71,13 +92,17 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
     confidence = params["statistics"]["confidence"]
     bootstrap = (config["bootstrap_resamples"], params["seed"], confidence)
     measured = [row for row in rows if row["tflm_arena_bytes"]]
+    # The AUCs' bootstrap draws are the same for every board: draw them once for every candidate.
+    table = (
+        auc_table(measured, config["bootstrap_resamples"], params["seed"]) if rank_by == "validation_roc_auc" else None
+    )
     result = {}
     for name, board in config["targets"].items():
         fits = {row["variant"]: boards.fit(row["flash_bytes"], row["tflm_arena_bytes"], board) for row in measured}
         fitting = [row for row in measured if fits[row["variant"]]["fits"]]
         good = [row for row in fitting if row[FLOOR_ON] >= floor]
         if good:
-            best, differences = differences_from_best(good, rank_by, *bootstrap)
+            best, differences = differences_from_best(good, rank_by, *bootstrap, table=table)
             tied = tied_with_best(differences)
             row = smallest([row for row in good if row["variant"] in tied], tolerance)
             fit = fits[row["variant"]]

@@ -3,6 +3,8 @@ reference kernels compute (XNNPACK rounds differently: that, not TFLM, is where 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,8 @@ def test_tflm_equals_litert_reference_kernels_and_is_close_to_xnnpack(int8_model
     assert kernels == "xnnpack"
     # int8 output steps are 1/256: XNNPACK's requantization may move an output by a few of them.
     assert np.abs(micro - litert.predict(interpreter, images)).max() <= 0.05
+
+
+def test_the_arena_probe_runs_in_the_checkout_that_holds_the_stages():
+    """The probe runs `python -m stages.lib.runtime.tflm` in tflm.CHECKOUT: a package move must keep it right."""
+    assert (tflm.CHECKOUT / "stages/lib/runtime/tflm.py").resolve() == Path(tflm.__file__).resolve()

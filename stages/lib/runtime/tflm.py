@@ -24,15 +24,15 @@ from stages.lib.runtime.patching import PartRunner
 
 ARENA_ALIGNMENT = 16
 PROBE_TIMEOUT_S = 120
+# The checkout holding the `stages` package (stages/lib/runtime/tflm.py), where the probe's `python -m` runs.
+CHECKOUT = Path(__file__).resolve().parents[3]
 
 
 def _probe(path: str | Path, arena_bytes: int) -> int | None:
     """The arena bytes TFLite Micro used when it allocated the model in `arena_bytes` (child process); None when it
     could not. The used bytes are TFLM's own `Arena allocation total`, printed by its recording allocator."""
     command = [sys.executable, "-m", "stages.lib.runtime.tflm", str(path), str(arena_bytes)]
-    result = subprocess.run(
-        command, capture_output=True, timeout=PROBE_TIMEOUT_S, cwd=Path(__file__).resolve().parents[2]
-    )
+    result = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT_S, cwd=CHECKOUT)
     if result.returncode != 0:
         return None
     used = re.search(rb"Arena allocation total (\d+) bytes", result.stdout + result.stderr)

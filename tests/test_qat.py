@@ -80,3 +80,27 @@ def test_cluster_preserving_qat_keeps_a_kernels_clusters_shared_by_its_channels(
     wrapper = model.get_layer(f"quant_{layer.name}")
     centroids = next(w for w in wrapper.weights if w.name.split("/")[-1] == "cluster_centroids_tf:0")
     assert centroids.shape == (5,)
+
+
+def test_the_gradient_warning_of_cluster_preserving_qat_names_only_recomputed_kernels(pruned, elpv_images):
+    """tfmot rebuilds each clustered kernel from its centroids every step, so exactly those kernels get no gradient;
+    the warning about them is dropped, and one about any other variable still shows."""
+    import logging
+
+    import tensorflow as tf
+
+    images, labels = elpv_images
+    clustered = clustering.cluster(copy_model(pruned), clusters=4, min_weights=0)
+    model = qat.quantization_aware(clustering.strip(clustered), preserve_clusters=True)
+    with tf.GradientTape() as tape:
+        output = model(images[:8].astype("float32"), training=True)
+        loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(labels[:8].reshape(-1, 1).astype("float32"), output))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    missing = {v.name for v, g in zip(model.trainable_variables, gradients, strict=True) if g is None}
+    recomputed = qat.recomputed_kernels(model)
+    assert missing and missing == recomputed  # each has trainable centroids and original weights instead
+    quiet = qat.RecomputedKernels(recomputed)
+    message = "Gradients do not exist for variables %s when minimizing the loss."
+    record = logging.LogRecord("tensorflow", logging.WARNING, "", 0, message, (sorted(missing),), None)
+    other = logging.LogRecord("tensorflow", logging.WARNING, "", 0, message, (["head_output/bias:0"],), None)
+    assert not quiet.filter(record) and quiet.filter(other)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,7 +106,36 @@ def quantization_aware(model: keras.Model, preserve_clusters: bool) -> keras.Mod
         tfmot.quantization.keras.quantize_scope({"OutputOnlyQuantizeConfig": OutputOnlyQuantizeConfig}),
         _kernel_wide_centroids(),
     ):
-        return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+        quantized = tfmot.quantization.keras.quantize_apply(annotated, scheme)
+    if preserve_clusters:
+        logging.getLogger("tensorflow").addFilter(RecomputedKernels(recomputed_kernels(quantized)))
+    return quantized
+
+
+def recomputed_kernels(quantized: keras.Model) -> set[str]:
+    """The kernels cluster-preserving QAT rebuilds from their centroids on every training step: tfmot's quantizer
+    assigns centroids gathered by the pulling indices to the kernel (it trains `cluster_centroids_tf` and
+    `ori_weights_vars_tf` instead), so the kernel itself never receives a gradient."""
+    names = set()
+    for layer in quantized.layers:
+        weights = {w.name.split("/")[-1]: w for w in layer.weights}
+        if "cluster_centroids_tf:0" in weights and "kernel:0" in weights:
+            names.add(weights["kernel:0"].name)
+    return names
+
+
+class RecomputedKernels(logging.Filter):
+    """Drops Keras's `Gradients do not exist for variables [...]` warning when it names only kernels that
+    `recomputed_kernels` lists: by design, not a training bug. Any other variable without a gradient still warns."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Gradients do not exist for variables") or not record.args:
+            return True
+        return not set(record.args[0]) <= self.names
 
 
 def _variable_name(variable: Any) -> str:

@@ -3,6 +3,8 @@ sparsity-preserving quantization-aware training and full-integer int8 conversion
 
 from __future__ import annotations
 
+from typing import Any
+
 from stages.lib.compress import clustering, pruning, qat
 from stages.lib.core import data, paths, scores
 from stages.lib.core import params as params_lib
@@ -15,12 +17,7 @@ from stages.lib.runtime import litert
 def main() -> None:
     params = params_lib.load()
     config, seed, sparsity = params["deploy"], params["seed"], params["prune"]["sparsity"]
-    # Read up front, used by `pcqat` only: the stage declares them whatever the method.
-    min_weights, clusters, cluster_epochs = (
-        params["prune"]["min_layer_weights"],
-        config["clusters"],
-        config["cluster_epochs"],
-    )
+    min_weights = params["prune"]["min_layer_weights"]  # read whatever the method: the stage declares it
     model_lib.seed_everything(seed)
     train, validation, test = (data.load_split(paths.PREPARED, split) for split in data.SPLITS)
     # The pruned model of the sweep: `prune.sparsity` must be one of `prune.sweep` (checked on load).
@@ -31,23 +28,14 @@ def main() -> None:
         augment=params["train"]["augment"],
         seed=seed,
         class_weight=training.class_weights(params, train[1]),
+        learning_rate=config["learning_rate"],
     )
     unique_weights = None
     if config["method"] == "pcqat":
         # Sparsity-preserving clustering: each kernel keeps its zeros and takes at most `clusters` other values.
-        clustered = clustering.cluster(model, clusters, min_weights)
-        if cluster_epochs:
-            live = training.open_live(paths.live_folder("deploy/cluster"))
-            training.fit(
-                clustered,
-                train,
-                validation,
-                epochs=cluster_epochs,
-                learning_rate=config["learning_rate"],
-                callbacks=[training.live_callback(live)],
-                **fit_args,
-            )
-            live.end()
+        clustered = clustering.cluster(model, config["clusters"], min_weights)
+        if config["cluster_epochs"]:
+            fit_logged(clustered, "deploy/cluster", config["cluster_epochs"], train, validation, fit_args)
         model = clustering.strip(clustered)
         unique_weights = pruning.unique_weights(model, min_weights)
     quantized = qat.quantization_aware(model, preserve_clusters=config["method"] == "pcqat")
@@ -55,24 +43,12 @@ def main() -> None:
     representative = data.representative_images(train[0], params["convert"]["representative_samples"], seed)
     qat.calibrate_activation_ranges(quantized, model, representative, config["calibration_batch"])
     calibrated = training.threshold_and_test_probabilities(quantized, validation, test[0], params["threshold"])
-    live = training.open_live(paths.live_folder("deploy/qat"))
-    training.fit(
-        quantized,
-        train,
-        validation,
-        epochs=config["qat_epochs"],
-        learning_rate=config["learning_rate"],
-        callbacks=[training.live_callback(live)],
-        **fit_args,
-    )
-    live.end()
-
+    fit_logged(quantized, "deploy/qat", config["qat_epochs"], train, validation, fit_args)
     threshold, probabilities = training.threshold_and_test_probabilities(
         quantized, validation, test[0], params["threshold"]
     )
     flatbuffer = conversion.convert(quantized, "int8", representative)
-    tflite_file = paths.tflite_path("deploy", "int8")
-    write_bytes(tflite_file, flatbuffer)
+    write_bytes(paths.tflite_path("deploy", "int8"), flatbuffer)
     with atomic_path(paths.keras_folder("deploy")) as folder:
         folder.mkdir()
         meta = {"variant": "deploy", "method": config["method"], "threshold": threshold, "sparsity_target": sparsity}
@@ -93,6 +69,13 @@ def main() -> None:
         },
     )
     print(f"deploy: {config['method']} at {sparsity}: QAT test accuracy {qat_accuracy:.4f}, {len(flatbuffer):,} bytes")
+
+
+def fit_logged(model: Any, name: str, epochs: int, train: tuple, validation: tuple, fit_args: dict[str, Any]) -> None:
+    """Train `model` for `epochs`, each epoch's Keras logs a DVCLive step under dvclive/`name`."""
+    live = training.open_live(paths.live_folder(name))
+    training.fit(model, train, validation, epochs=epochs, callbacks=[training.live_callback(live)], **fit_args)
+    live.end()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +21,16 @@ def confusion(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, int]]
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted.astype(int), strict=True)]
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="baseline, pruned/<sparsity> or deploy")
     parser.add_argument("--format", required=True)
     parser.add_argument("--tflm", action="store_true", help="also run the whole test split on TensorFlow Lite Micro")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     params = params_lib.load()
     originals, labels = data.load_split(paths.PREPARED, "test")
     path = paths.tflite_path(args.model, args.format)
@@ -53,55 +59,11 @@ def main() -> None:
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
     result = scores.classification_scores(labels, probabilities, threshold, params["statistics"]["confidence"])
-    keras_baseline = np.load(paths.keras_folder("baseline") / paths.PROBABILITIES_FILE)
-    baseline_threshold = read_json(paths.keras_folder("baseline") / paths.META_FILE)["threshold"]
     predicted = probabilities >= threshold
-    result.update(
-        {
-            "variant": paths.variant_name(args.model, args.format),
-            "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
-            "threshold": threshold,
-            "kernels": kernels,
-            "num_threads": threads,
-            "size_bytes": path.stat().st_size,
-            # One denominator for every variant: all conv, depthwise and dense kernels stored in this file.
-            "kernel_zeros_in_file": litert.tflite_weight_sparsity(path),
-            "multiply_accumulates": litert.multiply_accumulates(path),
-        }
-    )
-    reference = paths.tflite_path("baseline", "float32")
-    if path == reference:
-        result["latency_ms"] = litert.latency_ms(interpreter, images[0], runs)
-    else:  # timed alternately with the float32 baseline, so the speed-up is free of the machine's drift
-        timing = litert.paired_latency_ms(
-            interpreter, litert.open_interpreter(reference, threads)[0], images[0], originals[0], runs
-        )
-        result["latency_ms"] = timing["latency_ms"]
-        result["float32_latency_ms"], result["speedup_vs_float32"] = timing["reference_latency_ms"], timing["speedup"]
+    result.update(file_measures(args, path, kernels, threads, predicted, threshold))
+    result.update(latency(interpreter, path, images[0], originals[0], threads, runs))
     if deployment is not None:  # one part at a time in one arena, plus the assembled block output and the image
-        # The board's parts: stripped of what TFLM never reads (`patching`).
-        parts, plan = [model for _, model in patching.parts(deployment, device=True)], patching.read_plan(deployment)
-        arenas = [tflm.minimum_arena(part) for part in parts]
-        result["tflm_arena_bytes"] = patching.ram_bytes(plan, arenas)
-        result["deployment"] = {
-            "patches": f"{plan['grid']}x{plan['grid']} through block {plan['through_block']}",
-            "part_arena_bytes": arenas,
-            "buffer_bytes": int(np.prod(plan["buffer_shape"])),
-            "input_bytes": int(np.prod(plan["input_shape"])),
-            "size_bytes": patching.flash_bytes(deployment),
-            "unstripped_size_bytes": (deployment / patching.BUNDLE_FILE).stat().st_size,
-            "separate_parts_size_bytes": plan["separate_bytes"],
-            "whole_image_size_bytes": result["size_bytes"],
-            "whole_image_multiply_accumulates": result["multiply_accumulates"],
-            "whole_image_tflm_arena_bytes": tflm.minimum_arena(path),
-            "latency_ms": "of the whole-image file",
-        }
-        result["size_bytes"] = result["deployment"]["size_bytes"]
-        # The patches recompute their overlapping borders: the deployment's MACs are what the board's latency costs.
-        # (Counted by LiteRT, on the parts as the converter wrote them: it refuses the stripped ones.)
-        result["multiply_accumulates"] = sum(
-            litert.multiply_accumulates(part) for _, part in patching.parts(deployment)
-        )
+        result.update(deployment_measures(deployment, path, result))
     elif args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(device_file)
     # Board candidates are ranked and tied on validation (`recommendation`): the test split decides nothing. Every
@@ -120,7 +82,83 @@ def main() -> None:
         keys = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}
         write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
-    # Per-image predictions: DVC's confusion plot, and the report's paired tests between variants.
+    write_outputs(args, result, labels, predicted, validation_labels, validation)
+
+
+def file_measures(
+    args: argparse.Namespace, path: Path, kernels: str, threads: int, predicted: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """What the file is (size, zeros, MACs) and how often it agrees with the Keras baseline's decisions."""
+    keras_baseline = np.load(paths.keras_folder("baseline") / paths.PROBABILITIES_FILE)
+    baseline_threshold = read_json(paths.keras_folder("baseline") / paths.META_FILE)["threshold"]
+    return {
+        "variant": paths.variant_name(args.model, args.format),
+        "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
+        "threshold": threshold,
+        "kernels": kernels,
+        "num_threads": threads,
+        "size_bytes": path.stat().st_size,
+        # One denominator for every variant: all conv, depthwise and dense kernels stored in this file.
+        "kernel_zeros_in_file": litert.tflite_weight_sparsity(path),
+        "multiply_accumulates": litert.multiply_accumulates(path),
+    }
+
+
+def latency(
+    interpreter: Any, path: Path, image: np.ndarray, original: np.ndarray, threads: int, runs: int
+) -> dict[str, Any]:
+    """The host latency; other files than the float32 baseline are timed alternately with it, so the speed-up is
+    free of the machine's drift."""
+    reference = paths.tflite_path("baseline", "float32")
+    if path == reference:
+        return {"latency_ms": litert.latency_ms(interpreter, image, runs)}
+    timing = litert.paired_latency_ms(
+        interpreter, litert.open_interpreter(reference, threads)[0], image, original, runs
+    )
+    return {
+        "latency_ms": timing["latency_ms"],
+        "float32_latency_ms": timing["reference_latency_ms"],
+        "speedup_vs_float32": timing["speedup"],
+    }
+
+
+def deployment_measures(deployment: Path, path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """A patch deployment's RAM, flash and MACs as the board runs it (its parts stripped of what TFLM never reads),
+    with the whole-image file's figures beside them."""
+    parts, plan = [model for _, model in patching.parts(deployment, device=True)], patching.read_plan(deployment)
+    arenas = [tflm.minimum_arena(part) for part in parts]
+    size_bytes = patching.flash_bytes(deployment)
+    return {
+        "tflm_arena_bytes": patching.ram_bytes(plan, arenas),
+        "deployment": {
+            "patches": f"{plan['grid']}x{plan['grid']} through block {plan['through_block']}",
+            "part_arena_bytes": arenas,
+            "buffer_bytes": int(np.prod(plan["buffer_shape"])),
+            "input_bytes": int(np.prod(plan["input_shape"])),
+            "size_bytes": size_bytes,
+            "unstripped_size_bytes": (deployment / patching.BUNDLE_FILE).stat().st_size,
+            "separate_parts_size_bytes": plan["separate_bytes"],
+            "whole_image_size_bytes": result["size_bytes"],
+            "whole_image_multiply_accumulates": result["multiply_accumulates"],
+            "whole_image_tflm_arena_bytes": tflm.minimum_arena(path),
+            "latency_ms": "of the whole-image file",
+        },
+        "size_bytes": size_bytes,
+        # The patches recompute their overlapping borders: the deployment's MACs are what the board's latency costs.
+        # (Counted by LiteRT, on the parts as the converter wrote them: it refuses the stripped ones.)
+        "multiply_accumulates": sum(litert.multiply_accumulates(part) for _, part in patching.parts(deployment)),
+    }
+
+
+def write_outputs(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    validation_labels: np.ndarray,
+    validation: np.ndarray,
+) -> None:
+    """Per-image predictions (DVC's confusion plot, the report's paired tests between variants) and the metrics."""
     write_json(paths.confusion_path(args.model, args.format), confusion(labels, predicted))
     write_json(
         paths.validation_predictions_path(args.model, args.format),
@@ -129,7 +167,7 @@ def main() -> None:
     write_json(paths.evaluate_metrics_path(args.model, args.format), result)
     print(
         f"evaluate: {result['variant']} accuracy {result['accuracy']:.4f}, "
-        f"{result['latency_ms']['median']:.2f} ms ({kernels})"
+        f"{result['latency_ms']['median']:.2f} ms ({result['kernels']})"
     )
 
 

@@ -3,6 +3,8 @@ conclusions and a model per board -> render the markdown, the summary and the fi
 
 from __future__ import annotations
 
+import string
+from pathlib import Path
 from typing import Any
 
 from stages.lib.core import params as params_lib
@@ -11,6 +13,7 @@ from stages.lib.core.io import atomic_path, read_json, run_stage, write_json, wr
 from stages.lib.report import boards, cells, comparison, figures, headline, recommendation, rows, verdicts
 from stages.lib.runtime.litert import COMPRESSION
 
+TEMPLATE = Path(__file__).resolve().parent / "lib/report/report_template.md"
 HEADER = (
     "| model | test accuracy ({level} CI) | Δ vs float32, pp ({level} CI) | McNemar p | file size | compressed "
     "| reduction (gzip vs gzip) | kernel zeros in file | latency median (IQR) | speed-up vs float32 (IQR) "
@@ -215,112 +218,102 @@ def render(
     params: dict[str, Any],
     gains: list[dict[str, Any]],
 ) -> str:
-    """The markdown report."""
-    base = rows.find(table, comparison.BASELINE)
-    config, rule = params["report"], params["threshold"]["rule"]
-    level = cells.level(params["statistics"]["confidence"])
-    share = config["claims"]["faster_share"]
-    high = verdicts.translated_accuracy(
-        config["claims"]["high_accuracy"], config["claims"]["reference_baseline_accuracy"], base["accuracy"]
+    """The markdown report: `report_template.md`'s prose, filled with the run's numbers and tables."""
+    config, claims, level = (
+        params["report"],
+        params["report"]["claims"],
+        cells.level(params["statistics"]["confidence"]),
     )
-    lines = [
-        "# edge-opt report",
-        "",
-        f"Test split: {len(base['correct'])} images, never used for training, early stopping, thresholds, "
-        f"calibration or any setting. Each model's decision threshold is its own, chosen on validation by the "
-        f"`{rule}` rule ({params_lib.THRESHOLD_RULES[rule]}). Accuracy intervals: {level} Wilson score. "
-        "Δ: accuracy minus the float32 "
-        f"baseline's on the same images, {level} paired bootstrap interval "
-        f"({config['bootstrap_resamples']:,} resamples of the test images); McNemar: exact, "
-        f"two-sided. Compressed: {COMPRESSION}. Kernel zeros: the share of zero values over every conv, depthwise and "
-        "dense kernel stored in that `.tflite` (one denominator for every row; int8 rounding zeroes a few weights "
-        "of unpruned models, and a sparse-encoded file stores no zeros at all); in brackets, the share in the "
-        f"Keras layers pruning touched. Latency: LiteRT, single image, {params['evaluate']['num_threads']} threads, "
-        f"{params['evaluate']['latency_runs']} runs after warm-up, on the machine that ran `dvc repro`; every "
-        "variant is timed alternately with the float32 baseline in its own process, and the speed-up is the median "
-        "(IQR) of those paired ratios, so machine drift between stages cancels.",
-        "",
-        "## Every variant",
-        "",
-        HEADER.format(level=level),
-        *(_row(row) for row in table),
-        "",
-        "## The reference report's conclusions, checked",
-        "",
-        f"Each claim is one row, decided by its interval: **supported** when the whole {level} interval is on the "
-        "claim's side, **not supported** when it is wholly on the other side, **inconclusive** when the interval "
-        f'straddles the threshold (this test split is too small to decide). "Costs little" means a loss under '
-        f'{config["claims"]["small_cost_pp"]:g} pp (non-inferiority margin); "faster" means {share:.0%} of the '
-        f"paired speed-ups reach {config['claims']['faster_ratio']:g}× (not supported when their median does not). "
-        "The reference report's absolute "
-        f'"> {config["claims"]["high_accuracy"]:.0%}" was stated against its own '
-        f"{config['claims']['reference_baseline_accuracy']:.0%} baseline; moved by the difference of the baselines "
-        f"it is {high:.1%} here.",
-        "",
-        "| claim | our evidence | verdict |",
-        "|---|---|---|",
-        *(f"| {c['claim']} | {c['evidence']} | **{c['verdict']}** |" for c in checks),
-        "",
-        "## The deploy model on TensorFlow Lite Micro",
-        "",
-        f"- Tensor arena (smallest that TFLM allocates, measured): {micro['tflm_arena_bytes']:,} bytes; "
-        f"model (flash): {micro['model_bytes']:,} bytes.",
-        f"- Accuracy on TFLM: {micro['tflm_accuracy']:.1%} ({level} CI {micro['tflm_accuracy_ci'][0]:.1%}–"
-        f"{micro['tflm_accuracy_ci'][1]:.1%}) on {micro['tflm_test_images']} test images; LiteRT "
-        f"({micro['litert_kernels']}) on the same images: {micro['litert_accuracy_same_images']:.1%}.",
-        f"- Agreement with LiteRT's optimized kernels: labels {micro['tflm_litert_label_agreement']:.1%}, probability "
-        f"difference median {micro['tflm_litert_median_probability_difference']:.4f}, largest "
-        f"{micro['tflm_litert_max_probability_difference']:.4f}. With LiteRT's reference kernels (the arithmetic "
-        "TFLM's "
-        f"reference kernels follow): labels {micro['tflm_litert_reference_label_agreement']:.1%}, largest difference "
-        f"{micro['tflm_litert_reference_max_probability_difference']:.4f}.",
-        *lut_lines(micro),
-        f"- TFLM on this host CPU: {micro['tflm_host_seconds_per_image']:.3f} s per image (reference kernels; not a "
-        "device latency).",
-        "",
-        "## Boards",
-        "",
-        "A model fits when its TFLM arena + the board's RAM reserve fits SRAM (else PSRAM) and flash images × its "
-        "stored bytes (the `int8_lut` file where TFLM's look-up-table compression shrinks it) + the flash reserve fit "
-        "the flash (see `report.targets` in params.yaml); for a student "
-        "deployed in patches, its whole RAM (largest part's arena, block-output buffer, input image) and its parts' "
-        "blob (see Students). Candidates with "
-        f"a LiteRT int8 validation accuracy of at least {config['accuracy_floor']:.0%} are ranked on their "
-        f"{params_lib.RANKINGS[config['rank_by']]} (LiteRT int8), never on test. Each candidate is paired with the "
-        f"best on the same validation images ({config['bootstrap_resamples']:,} bootstrap resamples): those whose "
-        f"{level} interval of the difference reaches zero are not significantly worse, so tied, and the smallest "
-        "of them wins (flash, then arena, then the fewest MACs; never the score). Differences smaller than the "
-        "validation split can resolve decide nothing: "
-        "the column of ties is the real choice. The table then shows what the chosen model measured on the test "
-        "split. RAM used: the share of the memory the arena lands in (SRAM, else PSRAM).",
-        "",
-        f"| board | RAM reserve | flash reserve | flash images | recommended | TFLM accuracy ({level} CI) | RAM used "
-        f"| flash used | est. latency | tied with it: Δ {params_lib.RANKINGS[config['rank_by']]} vs the best "
-        f"({level} CI) | why |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, choice in advice.items():
-        board = config["targets"][name]
-        chosen = rows.find(table, choice["variant"]) if choice["variant"] else None
-        used = (
-            f"{device_accuracy(chosen, micro)} | {choice['ram_use']:.0%} ({choice['arena_memory']}) "
-            f"| {choice['flash_use']:.0%} | ~{boards.estimated_ms(chosen, board):,.0f} ms"
-            if chosen
-            else "– | – | – | –"
-        )
-        lines.append(
-            f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
-            f"| {board['flash_reserve_bytes'] // 1024} KiB | {board['flash_images']} "
-            f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
-            f"| {ties(choice)} | {choice['reason']} |"
-        )
-    lines += board_matrix(table, advice, micro, params)
-    lines += students_section(table, gains, params)
-    lines += [
-        "",
-        "The C array of each board's recommended model is in `models/firmware/<board>/` (stage `firmware`).",
-    ]
-    return "\n".join(lines) + "\n"
+    base = rows.find(table, comparison.BASELINE)
+    # The reference report's absolute accuracy claim, moved by the difference of the two baselines.
+    translated = verdicts.translated_accuracy(
+        claims["high_accuracy"], claims["reference_baseline_accuracy"], base["accuracy"]
+    )
+    values = {
+        "test_images": len(base["correct"]),
+        "rule": params["threshold"]["rule"],
+        "rule_meaning": params_lib.THRESHOLD_RULES[params["threshold"]["rule"]],
+        "level": level,
+        "resamples": f"{config['bootstrap_resamples']:,}",
+        "compression": COMPRESSION,
+        "threads": params["evaluate"]["num_threads"],
+        "runs": params["evaluate"]["latency_runs"],
+        "small_cost_pp": f"{claims['small_cost_pp']:g}",
+        "faster_share": f"{claims['faster_share']:.0%}",
+        "faster_ratio": f"{claims['faster_ratio']:g}",
+        "reference_high": f"{claims['high_accuracy']:.0%}",
+        "reference_baseline": f"{claims['reference_baseline_accuracy']:.0%}",
+        "translated_high": f"{translated:.1%}",
+        "floor": f"{config['accuracy_floor']:.0%}",
+        "ranking": params_lib.RANKINGS[config["rank_by"]],
+        **micro_values(micro),
+    }
+    blocks = {
+        "variant_table": [HEADER.format(level=level), *(_row(row) for row in table)],
+        "claim_rows": [f"| {c['claim']} | {c['evidence']} | **{c['verdict']}** |" for c in checks],
+        "lut_lines": lut_lines(micro),
+        "board_rows": [board_row(config["targets"][name], choice, table, micro) for name, choice in advice.items()],
+        "board_matrix": board_matrix(table, advice, micro, params),
+        "students": students_section(table, gains, params),
+    }
+    return fill(TEMPLATE.read_text(encoding="utf-8"), values, blocks)
+
+
+def micro_values(micro: dict[str, Any]) -> dict[str, str]:
+    """The deploy model's TFLite Micro figures, formatted for the template."""
+    return {
+        "micro_arena": f"{micro['tflm_arena_bytes']:,}",
+        "micro_model_bytes": f"{micro['model_bytes']:,}",
+        "micro_accuracy": f"{micro['tflm_accuracy']:.1%}",
+        "micro_ci_low": f"{micro['tflm_accuracy_ci'][0]:.1%}",
+        "micro_ci_high": f"{micro['tflm_accuracy_ci'][1]:.1%}",
+        "micro_images": str(micro["tflm_test_images"]),
+        "micro_kernels": micro["litert_kernels"],
+        "micro_litert_accuracy": f"{micro['litert_accuracy_same_images']:.1%}",
+        "micro_label_agreement": f"{micro['tflm_litert_label_agreement']:.1%}",
+        "micro_median_difference": f"{micro['tflm_litert_median_probability_difference']:.4f}",
+        "micro_max_difference": f"{micro['tflm_litert_max_probability_difference']:.4f}",
+        "micro_reference_agreement": f"{micro['tflm_litert_reference_label_agreement']:.1%}",
+        "micro_reference_max_difference": f"{micro['tflm_litert_reference_max_probability_difference']:.4f}",
+        "micro_seconds": f"{micro['tflm_host_seconds_per_image']:.3f}",
+    }
+
+
+def board_row(board: dict[str, Any], choice: dict[str, Any], table: list[dict[str, Any]], micro: dict) -> str:
+    """One board's line: its reserves, the pick with what it measured on test, its ties and why."""
+    chosen = rows.find(table, choice["variant"]) if choice["variant"] else None
+    used = (
+        f"{device_accuracy(chosen, micro)} | {choice['ram_use']:.0%} ({choice['arena_memory']}) "
+        f"| {choice['flash_use']:.0%} | ~{boards.estimated_ms(chosen, board):,.0f} ms"
+        if chosen
+        else "– | – | – | –"
+    )
+    return (
+        f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
+        f"| {board['flash_reserve_bytes'] // 1024} KiB | {board['flash_images']} "
+        f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
+        f"| {ties(choice)} | {choice['reason']} |"
+    )
+
+
+def fill(template: str, values: dict[str, Any], blocks: dict[str, list[str]]) -> str:
+    """The template with `$name`s replaced by `values` and lines that are only `$block` by `blocks`' lines (none for
+    an empty block). A line starting with two spaces continues the line before it: long paragraphs stay readable in
+    the template and come out as one line each."""
+    lines: list[str] = []
+    for line in template.splitlines():
+        if line.startswith("  ") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    out: list[str] = []
+    for line in lines:
+        name = line[1:] if line.startswith("$") else None
+        if name in blocks:
+            out.extend(blocks[name])
+        else:
+            out.append(string.Template(line).substitute(values))
+    return "\n".join(out) + "\n"
 
 
 def write_headline(

@@ -93,9 +93,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
     bootstrap = (config["bootstrap_resamples"], params["seed"], confidence)
     measured = [row for row in rows if row["tflm_arena_bytes"]]
     # The AUCs' bootstrap draws are the same for every board: draw them once for every candidate.
-    table = (
-        auc_table(measured, config["bootstrap_resamples"], params["seed"]) if rank_by == "validation_roc_auc" else None
-    )
+    table = auc_table(measured, *bootstrap[:2]) if rank_by == "validation_roc_auc" else None
     result = {}
     for name, board in config["targets"].items():
         fits = {row["variant"]: boards.fit(row["flash_bytes"], row["tflm_arena_bytes"], board) for row in measured}

@@ -115,11 +115,7 @@ def train_student(
         shape["stop_after_block"],
         params_lib.expand_keep_by_block(shape["expand_keep"]),
     )
-    epochs_run = training.two_phase_fit(
-        model,
-        train,
-        validation,
-        live,
+    fit_config = training.FitConfig(
         head_epochs=config["head_epochs"],
         head_learning_rate=config["head_learning_rate"],
         epochs=shape["epochs"],
@@ -132,10 +128,9 @@ def train_student(
         augment=params["train"]["augment"],
         seed=params["seed"],
         cache_frozen=config["cache_frozen"],
-        frozen_runner=conversion.frozen_runner(
-            config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
-        ),
     )
+    runner = conversion.frozen_runner(config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"])
+    epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
     live.end()
     return model, epochs_run
 

@@ -26,11 +26,7 @@ def main() -> None:
         keys = ("backbone", "weights", "dense_units", "dropout", "stop_after_block")
         architecture = {key: params["model"][key] for key in keys}
         model = model_lib.build_classifier(train[0].shape[1], **architecture)
-        epochs_run = training.two_phase_fit(
-            model,
-            train,
-            validation,
-            live,
+        fit_config = training.FitConfig(
             head_epochs=config["head_epochs"],
             head_learning_rate=config["head_learning_rate"],
             epochs=config["epochs"],
@@ -44,10 +40,11 @@ def main() -> None:
             seed=seed,
             class_weight=training.class_weights(params, train[1]),
             cache_frozen=config["cache_frozen"],
-            frozen_runner=conversion.frozen_runner(
-                config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
-            ),
         )
+        runner = conversion.frozen_runner(
+            config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
+        )
+        epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
     live.end()
 
     threshold, probabilities = training.threshold_and_test_probabilities(

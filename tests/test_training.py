@@ -26,9 +26,10 @@ SMALL = {
 }
 
 
-def _fit(model, train, validation, live_folder, **settings) -> dict[str, int]:
+def _fit(model, train, validation, live_folder, frozen_runner=None, **settings) -> dict[str, int]:
     live = training.open_live(live_folder)
-    epochs = training.two_phase_fit(model, train, validation, live, **{**SMALL, **settings})
+    config = training.FitConfig(**{**SMALL, **settings})
+    epochs = training.two_phase_fit(model, train, validation, live, config, frozen_runner)
     live.end()
     return epochs
 

@@ -101,12 +101,6 @@ def _regions(regions: list[list[int]]) -> str:
 def header(name: str, description: str, model: Stored, positive_class: str, arena_margin: float) -> str:
     """The board's `{name}.h`: the plan for `edge::Run`, every constant behind it, and the operator registration."""
     parts, plan, image_size, threshold = model.parts, model.plan, model.image_size, model.threshold
-    arena_bytes, ram_terms, flash_bytes = model.arena_bytes, model.ram_terms, model.flash_bytes
-    count, patches = len(parts), plan["patches"] if plan else []
-    operators = sorted({op for part in parts for op in part.operators})
-    margin = int(-(-arena_bytes * arena_margin // 16) * 16)
-    buffer = plan["buffer_shape"] if plan else [0, 0, 0]
-    ram = " + ".join(f"{term} {value:,}" for term, value in ram_terms.items())
     lines = [
         HEADER_NOTE + f"// {description}",
         "#pragma once",
@@ -130,6 +124,21 @@ def header(name: str, description: str, model: Stored, positive_class: str, aren
         "// The same decision on the final int8 output: output >= threshold_int8 (128: never).",
         f"constexpr int {name}_threshold_int8 = {threshold_int8(threshold, parts[-1].output_quant)};",
         "",
+        *_plan_lines(name, model),
+        "",
+        *_memory_lines(name, model, arena_margin),
+        "",
+        *_operator_lines(name, sorted({op for part in parts for op in part.operators})),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plan_lines(name: str, model: Stored) -> list[str]:
+    """The parts, their quantization, the patches' regions and the `edge::Plan` that ties them together."""
+    parts, plan, image_size = model.parts, model.plan, model.image_size
+    count, patches = len(parts), plan["patches"] if plan else []
+    buffer = plan["buffer_shape"] if plan else [0, 0, 0]
+    lines = [
         f"// Parts: {len(patches)} patch model(s) in run order, then the "
         + ("tail." if plan else "whole-image model."),
         f"constexpr int {name}_part_count = {count};",
@@ -147,10 +156,21 @@ def header(name: str, description: str, model: Stored, positive_class: str, aren
             f"{_regions([p['output_region'] for p in patches])}\n}};",
         ]
     regions = f"{name}_input_regions, {name}_output_regions" if patches else "nullptr, nullptr"
-    lines += [
+    return lines + [
         f"constexpr edge::Plan {name}_plan = {{{image_size}, {image_size}, 3, {len(patches)}, {regions}, "
         f"{', '.join(str(v) for v in buffer)}, {name}_input_quant, {name}_output_quant}};",
-        "",
+    ]
+
+
+def _memory_lines(name: str, model: Stored, arena_margin: float) -> list[str]:
+    """The arena (measured, and with the optimized kernels' allowance), the RAM the report counted term by term, the
+    block-output buffer and the flash."""
+    arena_bytes, ram_terms, flash_bytes = model.arena_bytes, model.ram_terms, model.flash_bytes
+    margin = int(-(-arena_bytes * arena_margin // 16) * 16)
+    buffer = model.plan["buffer_shape"] if model.plan else [0, 0, 0]
+    patches = model.plan["patches"] if model.plan else []
+    ram = " + ".join(f"{term} {value:,}" for term, value in ram_terms.items())
+    return [
         "// Arena: the smallest TFLite Micro allocated every part in (reference kernels, measured on the host), and",
         f"// that plus a {arena_margin:.0%} allowance for optimized kernels' scratch buffers (CMSIS-NN, ESP-NN; "
         "`firmware.arena_margin`).",
@@ -160,7 +180,12 @@ def header(name: str, description: str, model: Stored, positive_class: str, aren
         f"constexpr size_t {name}_buffer_bytes = {int(np.prod(buffer)) if patches else 0};",
         f"constexpr size_t {name}_ram_bytes = {sum(ram_terms.values())};",
         f"constexpr size_t {name}_flash_bytes = {flash_bytes};",
-        "",
+    ]
+
+
+def _operator_lines(name: str, operators: list[str]) -> list[str]:
+    """A template that registers every operator of every part on the application's resolver."""
+    return [
         f"// Every operator of every part, for tflite::MicroMutableOpResolver<{name}_operator_count>.",
         f"constexpr int {name}_operator_count = {len(operators)};",
         "template <typename Resolver>",
@@ -170,4 +195,3 @@ def header(name: str, description: str, model: Stored, positive_class: str, aren
         "  return failed == 0;",
         "}",
     ]
-    return "\n".join(lines) + "\n"

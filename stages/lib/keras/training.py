@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,77 +76,86 @@ def fit(
     )
 
 
+@dataclass(frozen=True)
+class FitConfig:
+    """How `two_phase_fit` trains (`train`'s and the students' settings).
+
+    Phase 1 trains the head (and its BatchNormalization) on the frozen backbone for `head_epochs` at
+    `head_learning_rate`. Phase 2 fine-tunes from `fine_tune_from_block` up for `epochs` with a cosine schedule from
+    `learning_rate` down to `learning_rate_floor` x it, stops after `early_stopping_patience` epochs without progress
+    and keeps the epoch with the best validation `best_epoch_metric`. `cache_frozen`: the blocks below
+    `fine_tune_from_block` never train (and their BatchNormalization runs in inference mode), so they run once per
+    image and view, and both phases train the layers above on their outputs."""
+
+    head_epochs: int
+    head_learning_rate: float
+    epochs: int
+    learning_rate: float
+    fine_tune_from_block: int
+    early_stopping_patience: int
+    best_epoch_metric: str
+    learning_rate_floor: float
+    batch_size: int
+    augment: bool
+    seed: int
+    class_weight: dict[int, float] | None = None
+    cache_frozen: bool = False
+
+
 def two_phase_fit(
     model: keras.Model,
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
     live: Live,
-    *,
-    head_epochs: int,
-    head_learning_rate: float,
-    epochs: int,
-    learning_rate: float,
-    fine_tune_from_block: int,
-    early_stopping_patience: int,
-    best_epoch_metric: str,
-    learning_rate_floor: float,
-    batch_size: int,
-    augment: bool,
-    seed: int,
-    class_weight: dict[int, float] | None = None,
-    cache_frozen: bool = False,
+    config: FitConfig,
     frozen_runner: FrozenRunner | None = None,
 ) -> dict[str, int]:
-    """Transfer learning in two phases; returns the epochs run and the kept fine-tune epoch (1-based).
-
-    Phase 1 trains the head (and its BatchNormalization) on the frozen backbone. Phase 2 fine-tunes from
-    `fine_tune_from_block` up with a cosine schedule down to `learning_rate_floor` x the rate, and keeps the epoch with
-    the best validation `best_epoch_metric`.
-    `cache_frozen`: the blocks below `fine_tune_from_block` never train (and their BatchNormalization runs in
-    inference mode), so they run once per image and view, and both phases train the layers above on their outputs.
-    `frozen_runner` runs them (default: Keras).
-    """
+    """Transfer learning in two phases (`FitConfig`); returns the epochs run and the kept fine-tune epoch (1-based).
+    `frozen_runner` runs the cached frozen blocks (default: Keras)."""
+    c = config
     # Block 16 (Lite0's `top` and the head only) has no block to split at: no cache.
-    cached = cache_frozen and fine_tune_from_block > 0 and model_lib.has_block(model, fine_tune_from_block)
+    cached = c.cache_frozen and c.fine_tune_from_block > 0 and model_lib.has_block(model, c.fine_tune_from_block)
     fitted = model
     if cached:  # the upper part shares `model`'s layers: training it trains `model`
-        lower, fitted = model_lib.split_at_block(model, fine_tune_from_block)
-        predict = (frozen_runner or keras_runner(batch_size))(lower)
-        train = (frozen_outputs(predict, train[0], augment), train[1])
+        lower, fitted = model_lib.split_at_block(model, c.fine_tune_from_block)
+        predict = (frozen_runner or keras_runner(c.batch_size))(lower)
+        train = (frozen_outputs(predict, train[0], c.augment), train[1])
         validation = (frozen_outputs(predict, validation[0], False)[0], validation[1])
-    common = dict(batch_size=batch_size, augment=augment, seed=seed, class_weight=class_weight, views_cached=cached)
+    common = dict(
+        batch_size=c.batch_size, augment=c.augment, seed=c.seed, class_weight=c.class_weight, views_cached=cached
+    )
     model_lib.set_trainable(model, from_block=None, head_batchnorm=True)
-    if head_epochs:
+    if c.head_epochs:
         fit(
             fitted,
             train,
             validation,
-            epochs=head_epochs,
-            learning_rate=head_learning_rate,
+            epochs=c.head_epochs,
+            learning_rate=c.head_learning_rate,
             callbacks=[live_callback(live)],
             **common,
         )
-    model_lib.set_trainable(model, from_block=fine_tune_from_block)
-    steps = epochs * steps_per_epoch(len(train[1]), batch_size)
-    monitored, mode = monitor(best_epoch_metric)
+    model_lib.set_trainable(model, from_block=c.fine_tune_from_block)
+    steps = c.epochs * steps_per_epoch(len(train[1]), c.batch_size)
+    monitored, mode = monitor(c.best_epoch_metric)
     stopper = keras.callbacks.EarlyStopping(
-        monitor=monitored, mode=mode, patience=early_stopping_patience, restore_best_weights=True
+        monitor=monitored, mode=mode, patience=c.early_stopping_patience, restore_best_weights=True
     )
     history = fit(
         fitted,
         train,
         validation,
-        epochs=epochs,
-        learning_rate=cosine_schedule(learning_rate, steps, learning_rate_floor),
+        epochs=c.epochs,
+        learning_rate=cosine_schedule(c.learning_rate, steps, c.learning_rate_floor),
         callbacks=[live_callback(live), stopper],
-        initial_epoch=head_epochs,
+        initial_epoch=c.head_epochs,
         **common,
     )
     fine_tune = len(history.epoch)
     # EarlyStopping counts epochs from the first head epoch; report the kept one within fine-tuning.
     kept = stopper.best_weights is not None
-    best = stopper.best_epoch - head_epochs + 1 if kept else fine_tune
-    return {"head": head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
+    best = stopper.best_epoch - c.head_epochs + 1 if kept else fine_tune
+    return {"head": c.head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
 
 
 def keras_runner(batch_size: int) -> FrozenRunner:

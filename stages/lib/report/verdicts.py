@@ -67,100 +67,150 @@ def translated_accuracy(claimed: float, reference_baseline: float, our_baseline:
 
 def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, str]]:
     """Each claim of the reference report with our evidence and a verdict computed from the rows."""
-    claims, resamples, seed = params["report"]["claims"], params["report"]["bootstrap_resamples"], params["seed"]
-    margin, ratio, tolerance = claims["small_cost_pp"], claims["faster_ratio"], params["report"]["size_tolerance"]
-    share, confidence = claims["faster_share"], params["statistics"]["confidence"]
-    level = cells.level(confidence)
-    knee = REFERENCE_KNEE_SPARSITY
-    base = find(rows, BASELINE)
+    claims, level = params["report"]["claims"], cells.level(params["statistics"]["confidence"])
+    bootstrap = (params["report"]["bootstrap_resamples"], params["seed"], params["statistics"]["confidence"])
+    out = _quantization_claims(rows, claims, level)
+    out += _pruning_claims(rows, claims, params["report"]["size_tolerance"], bootstrap, level)
+    out += _hybrid_claims(rows, claims, level)
+    out.append(
+        _claim(
+            "Float16 suits GPUs/NPUs when accuracy is critical.",
+            "our evaluation runs LiteRT on a CPU; no GPU or NPU delegate was measured",
+            UNTESTED,
+        )
+    )
+    return out
+
+
+def _claim(claim: str, evidence: str, verdict: str) -> dict[str, str]:
+    return {"claim": claim, "evidence": evidence, "verdict": verdict}
+
+
+def _quantization_claims(rows: list[dict[str, Any]], claims: dict[str, Any], level: str) -> list[dict[str, str]]:
+    """Post-training quantization costs little accuracy; float16 and int8 run faster."""
+    margin, ratio, share = claims["small_cost_pp"], claims["faster_ratio"], claims["faster_share"]
     out = []
-
-    def add(claim: str, evidence: str, verdict: str) -> None:
-        out.append({"claim": claim, "evidence": evidence, "verdict": verdict})
-
     for fmt in ("float16", "dynamic", "int8"):
         row = find(rows, f"baseline_{fmt}")
         if row:
             change = row["accuracy_change"]
-            add(
-                f"{fmt} quantization costs less than {margin:g} pp accuracy.",
-                f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
-                costs_little(change, margin),
+            out.append(
+                _claim(
+                    f"{fmt} quantization costs less than {margin:g} pp accuracy.",
+                    f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
+                    costs_little(change, margin),
+                )
             )
     for fmt in ("float16", "int8"):
         row = find(rows, f"baseline_{fmt}")
         if row:
-            add(
-                f"{fmt} runs at least {ratio:g}x faster than float32 (LiteRT, this CPU).",
-                _speed(row),
-                faster(row, ratio, share),
+            out.append(
+                _claim(
+                    f"{fmt} runs at least {ratio:g}x faster than float32 (LiteRT, this CPU).",
+                    _speed(row),
+                    faster(row, ratio, share),
+                )
             )
+    return out
 
+
+def _pruning_claims(
+    rows: list[dict[str, Any]], claims: dict[str, Any], tolerance: float, bootstrap: tuple, level: str
+) -> list[dict[str, str]]:
+    """Moderate pruning costs little, accuracy declines past the knee, the file shrinks only after compression and
+    dense kernels run no faster."""
+    margin, ratio, share = claims["small_cost_pp"], claims["faster_ratio"], claims["faster_share"]
+    knee = REFERENCE_KNEE_SPARSITY
+    base = find(rows, BASELINE)
     pruned = sorted(
         (r for r in rows if r["model"].startswith("pruned/") and r["format"] == "float32"),
         key=lambda r: r["sparsity_target"],
     )
+    out = []
     for row in (r for r in pruned if r["sparsity_target"] <= knee):
         change = row["accuracy_change"]
-        add(
-            f"Pruning to {row['sparsity_target']:.0%} costs less than {margin:g} pp accuracy.",
-            f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
-            costs_little(change, margin),
+        out.append(
+            _claim(
+                f"Pruning to {row['sparsity_target']:.0%} costs less than {margin:g} pp accuracy.",
+                f"{_interval(change, level)}, McNemar p {change['mcnemar_p']:.2f}",
+                costs_little(change, margin),
+            )
         )
     moderate = [r for r in pruned if r["sparsity_target"] <= knee]
     for row in (r for r in pruned if r["sparsity_target"] > knee):
         if not moderate:
-            add(
-                f"Accuracy declines from ~70 % to {row['sparsity_target']:.0%} sparsity.",
-                "needs a sweep point at or below 70 %",
-                UNTESTED,
+            out.append(
+                _claim(
+                    f"Accuracy declines from ~70 % to {row['sparsity_target']:.0%} sparsity.",
+                    "needs a sweep point at or below 70 %",
+                    UNTESTED,
+                )
             )
             continue
         anchor = moderate[-1]
-        change = paired(anchor, row, resamples, seed, confidence)
-        add(
-            f"Accuracy declines from {anchor['sparsity_target']:.0%} to {row['sparsity_target']:.0%} sparsity.",
-            f"{row['sparsity_target']:.0%} minus {anchor['sparsity_target']:.0%}: {_interval(change, level)}",
-            declines(change),
+        change = paired(anchor, row, *bootstrap)
+        out.append(
+            _claim(
+                f"Accuracy declines from {anchor['sparsity_target']:.0%} to {row['sparsity_target']:.0%} sparsity.",
+                f"{row['sparsity_target']:.0%} minus {anchor['sparsity_target']:.0%}: {_interval(change, level)}",
+                declines(change),
+            )
         )
     for row in pruned:
-        raw_same = abs(row["size_bytes"] - base["size_bytes"]) <= tolerance * base["size_bytes"]
-        smaller = row["compressed_bytes"] * (1 + tolerance) < base["compressed_bytes"]
-        add(
+        out += _pruned_file_claims(row, base, tolerance, ratio, share)
+    return out
+
+
+def _pruned_file_claims(
+    row: dict[str, Any], base: dict[str, Any], tolerance: float, ratio: float, share: float
+) -> list[dict[str, str]]:
+    """A pruned file shrinks only under compression, and its dense kernels run no faster."""
+    raw_same = abs(row["size_bytes"] - base["size_bytes"]) <= tolerance * base["size_bytes"]
+    smaller = row["compressed_bytes"] * (1 + tolerance) < base["compressed_bytes"]
+    verdict = faster(row, ratio, share)
+    return [
+        _claim(
             f"Pruning to {row['sparsity_target']:.0%} shrinks the file only after compression.",
-            f"raw {row['size_reduction']:.2f}x, gzip {row['compressed_reduction']:.2f}x (exact sizes; equal within "
-            f"{tolerance:.0%})",
+            f"raw {row['size_reduction']:.2f}x, gzip {row['compressed_reduction']:.2f}x (exact sizes; equal "
+            f"within {tolerance:.0%})",
             SUPPORTED if raw_same and smaller else NOT_SUPPORTED,
-        )
-        verdict = faster(row, ratio, share)
-        add(
+        ),
+        _claim(
             f"Pruned to {row['sparsity_target']:.0%}, dense kernels run no faster (sparse kernels are needed).",
             f"{_speed(row)} ({row['kernels']})",
             {SUPPORTED: NOT_SUPPORTED, NOT_SUPPORTED: SUPPORTED}.get(verdict, INCONCLUSIVE),
-        )
+        ),
+    ]
 
+
+def _hybrid_claims(rows: list[dict[str, Any]], claims: dict[str, Any], level: str) -> list[dict[str, str]]:
+    """The reference report's hybrid (pruned + int8) and our deploy model: smaller, cheap and accurate."""
+    margin, base = claims["small_cost_pp"], find(rows, BASELINE)
     high = translated_accuracy(claims["high_accuracy"], claims["reference_baseline_accuracy"], base["accuracy"])
     hybrid = REFERENCE_HYBRID_SPARSITY
     candidates = [find(rows, variant_name(f"pruned/{hybrid}", "int8")), find(rows, "deploy_int8")]
+    out = []
     for row in (r for r in candidates if r):
         name = "deploy (the model we ship)" if row["model"] == "deploy" else f"pruned {hybrid:.0%} + post-training int8"
-        add(
-            f"{name}: 6-8x smaller than float32 (gzip vs gzip).",
-            f"{row['compressed_reduction']:.1f}x (exact)",
-            SUPPORTED if row["compressed_reduction"] >= REFERENCE_HYBRID_REDUCTION else NOT_SUPPORTED,
-        )
-        change = row["accuracy_change"]
-        add(f"{name}: costs less than {margin:g} pp accuracy.", _interval(change, level), costs_little(change, margin))
-        low, high_ci = row["accuracy_ci"]
-        add(
-            f"{name}: accuracy above {claims['high_accuracy']:.0%} (reference scale), i.e. above {high:.1%} on ours.",
-            f"{row['accuracy']:.1%} ({level} CI {low:.1%}-{high_ci:.1%}); threshold {claims['high_accuracy']:.0%} - "
-            f"{claims['reference_baseline_accuracy']:.0%} + our baseline {base['accuracy']:.1%}",
-            above(row["accuracy_ci"], high),
-        )
-    add(
-        "Float16 suits GPUs/NPUs when accuracy is critical.",
-        "our evaluation runs LiteRT on a CPU; no GPU or NPU delegate was measured",
-        UNTESTED,
-    )
+        change, (low, high_ci) = row["accuracy_change"], row["accuracy_ci"]
+        out += [
+            _claim(
+                f"{name}: 6-8x smaller than float32 (gzip vs gzip).",
+                f"{row['compressed_reduction']:.1f}x (exact)",
+                SUPPORTED if row["compressed_reduction"] >= REFERENCE_HYBRID_REDUCTION else NOT_SUPPORTED,
+            ),
+            _claim(
+                f"{name}: costs less than {margin:g} pp accuracy.",
+                _interval(change, level),
+                costs_little(change, margin),
+            ),
+            _claim(
+                f"{name}: accuracy above {claims['high_accuracy']:.0%} (reference scale), i.e. above {high:.1%} on "
+                "ours.",
+                f"{row['accuracy']:.1%} ({level} CI {low:.1%}-{high_ci:.1%}); threshold "
+                f"{claims['high_accuracy']:.0%} - {claims['reference_baseline_accuracy']:.0%} + our baseline "
+                f"{base['accuracy']:.1%}",
+                above(row["accuracy_ci"], high),
+            ),
+        ]
     return out

@@ -312,6 +312,7 @@ MALFORMED_PLANS = {
 }
 SANITIZED = r"""
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -325,12 +326,14 @@ static const int8_t* Invoke(void*, int part, size_t* n) {
   part_output.assign(part < 2 ? 2 * 1 * 2 : 1, 7); *n = part_output.size(); return part_output.data();
 }
 
-int main() {
+int main(int, char** argv) {
   edge::Region in[2] = {{0, 2, 0, 4}, {2, 4, 0, 4}};    // rows 0-1 and 2-3 of the image
   edge::Region out[2] = {{0, 1, 0, 2}, {1, 2, 0, 2}};   // rows 0 and 1 of a 2 x 2 x 2 block output
   edge::Quant iq[3] = {{1.0f, -128}, {1.0f, -128}, {0.5f, 0}}, oq[3] = {{0.25f, 1}, {0.25f, 1}, {0.00390625f, -128}};
   edge::Plan plan = {4, 4, 3, 2, in, out, 2, 2, 2, iq, oq};
-  %CHANGE%
+  switch (std::atoi(argv[1])) {
+%CASES%
+  }
   std::vector<uint8_t> image(4 * 4 * 3, 200);
   std::vector<int8_t> buffer(8);
   float probability = -1.0f;
@@ -342,16 +345,27 @@ int main() {
 """
 
 
-@pytest.mark.parametrize("case", list(MALFORMED_PLANS))
-def test_runner_refuses_every_malformed_plan_under_address_and_undefined_behaviour_sanitizers(case, tmp_path):
-    source = tmp_path / "plan.cc"
-    source.write_text(SANITIZED.replace("%CHANGE%", MALFORMED_PLANS[case]))
-    program = tmp_path / "plan"
+@pytest.fixture(scope="module")
+def sanitized_runner(tmp_path_factory) -> Path:
+    """The runner and a driver that applies one case of MALFORMED_PLANS (its index in argv[1]), compiled once with
+    AddressSanitizer and UndefinedBehaviorSanitizer; image and buffer are heap blocks of exactly their size."""
+    folder = tmp_path_factory.mktemp("sanitized")
+    cases = "\n".join(f"    case {i}: {{ {change} }} break;" for i, change in enumerate(MALFORMED_PLANS.values()))
+    (folder / "plans.cc").write_text(SANITIZED.replace("%CASES%", cases))
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
     runner = ROOT / "firmware/edge_model_run.cc"
     flags = [flag for flag in FLAGS if flag != "-fPIC"]
-    subprocess.run([CXX, *flags, *sanitize, "-I", runner.parent, source, runner, "-o", program], check=True)
-    result = subprocess.run([program], capture_output=True, text=True, timeout=60)
+    program = folder / "plans"
+    subprocess.run(
+        [CXX, *flags, *sanitize, "-I", runner.parent, folder / "plans.cc", runner, "-o", program], check=True
+    )
+    return program
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_PLANS))
+def test_runner_refuses_every_malformed_plan_under_address_and_undefined_behaviour_sanitizers(case, sanitized_runner):
+    index = str(list(MALFORMED_PLANS).index(case))
+    result = subprocess.run([sanitized_runner, index], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr  # a sanitizer report exits non-zero
     status, validated, buffer_bytes, probability = result.stdout.split()
     if case == "valid":

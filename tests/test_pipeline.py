@@ -230,6 +230,10 @@ def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
 
 
 def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
+    """`dvc status` after each edit, through DVC's own API in this process (what the CLI calls; ~1 s less per call
+    than starting `dvc`, for ~50 modules)."""
+    from dvc.repo import Repo
+
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     for module in sorted((repo / "stages").rglob("*.py")):
         relative = module.relative_to(repo).as_posix()
@@ -239,10 +243,12 @@ def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
         original = module.read_text()
         try:
             module.write_text(original + "\n# edited\n")
-            status = json.loads(run_tool(["dvc", "status", "--json"], repo).stdout)
+            with Repo(str(repo)) as dvc_repo:
+                status = dvc_repo.status()
         finally:
             module.write_text(original)
-        changed = {name.split("@")[0] for name in status}
+        # Run from another folder, DVC names a stage `<path to dvc.yaml>:<stage>`.
+        changed = {name.rsplit(":", 1)[-1].split("@")[0] for name in status}
         assert changed == users, f"editing {relative} changes {sorted(changed)}, expected {sorted(users)}"
     assert "up to date" in run_tool(["dvc", "status"], repo).stdout
 

@@ -88,7 +88,7 @@ def test_queued_experiments_compare_in_exp_show(repo: Path):
         status = run_tool(["dvc", "queue", "status"], repo).stdout
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(5)
+        time.sleep(1)
     assert "Failed" not in status, status
     shown = json.loads(run_tool(["dvc", "exp", "show", "--json"], repo).stdout)
     found = set()

@@ -54,10 +54,17 @@ Status Validate(const Plan& plan) {
   return kOk;
 }
 
-size_t BufferBytes(const Plan& plan) {
-  if (plan.patch_count == 0 || Validate(plan) != kOk) return 0;
+namespace {
+
+// The block-output buffer of a plan Validate accepted (0 for a whole model).
+size_t ValidBufferBytes(const Plan& plan) {
+  if (plan.patch_count == 0) return 0;
   return static_cast<size_t>(plan.buffer_rows) * plan.buffer_cols * plan.buffer_channels;
 }
+
+}  // namespace
+
+size_t BufferBytes(const Plan& plan) { return Validate(plan) == kOk ? ValidBufferBytes(plan) : 0; }
 
 namespace {
 
@@ -84,9 +91,10 @@ Status FillInput(const Plan& plan, const uint8_t* image, const Region& region, i
 
 Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const PartRunner& runner,
            float* probability) {
-  if (Validate(plan) != kOk) return kInvalidPlan;
+  if (Validate(plan) != kOk) return kInvalidPlan;  // once: everything below may trust the plan
   const int tail = plan.patch_count;
-  if (buffer_bytes < BufferBytes(plan)) return kBufferTooSmall;
+  const size_t needed = ValidBufferBytes(plan);
+  if (buffer_bytes < needed) return kBufferTooSmall;
   for (int patch = 0; patch < plan.patch_count; ++patch) {
     const Status filled = FillInput(plan, image, plan.input_regions[patch], patch, runner);
     if (filled != kOk) return filled;
@@ -112,7 +120,7 @@ Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer
     const Quant quant = plan.input_quant[tail];
     for (size_t i = 0; i < input_bytes; ++i) input[i] = Quantize(static_cast<float>(image[i]), quant);
   } else {
-    if (input_bytes != BufferBytes(plan)) return kShapeMismatch;
+    if (input_bytes != needed) return kShapeMismatch;
     for (size_t i = 0; i < input_bytes; ++i) input[i] = buffer[i];
   }
   size_t output_bytes = 0;

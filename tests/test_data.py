@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
-from conftest import run_module
+from conftest import ROOT, run_module
 from stages.lib.core import data
 from stages.lib.core.io import UserError
 
@@ -124,6 +125,17 @@ def test_folder_reads_every_format_and_skips_bad_files(image_folder: Path):
     assert images[1].ndim == 2 and images[1].max() in (62, 63, 64)  # 16-bit values scaled to 8 bits, not clipped
 
 
+def _write_folder_params(folder: Path, image_folder: Path, representative_samples: int | None = None) -> None:
+    """The default params.yaml in `folder`, reading `image_folder` at 32 px with `cracked` flagged and half the
+    images for training."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
+    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    if representative_samples is not None:
+        params["convert"]["representative_samples"] = representative_samples
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+
+
 def _bomb_png(path: Path, side: int) -> None:
     """A valid all-black RGB PNG of side x side pixels, written row by row (zlib level 1: fast, 2.2 MB at 13000)."""
     packer = zlib.compressobj(1)
@@ -149,17 +161,9 @@ def test_image_bombs_are_skipped_from_their_header_and_prepare_stays_small(tmp_p
     raw[16:24] = struct.pack(">II", 30000, 30000)  # declares 900 MP, over Pillow's own limit
     raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
     header_only.write_bytes(bytes(raw))
-    import yaml
-
-    from conftest import ROOT
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
-    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
-    params["convert"]["representative_samples"] = 4
     work = tmp_path / "work"
     work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    _write_folder_params(work, image_folder, representative_samples=4)
     # The stage's own peak resident memory: VmHWM of its process (ru_maxrss would include pytest's, copied at fork).
     measure = "import re, runpy, sys\ntry:\n    runpy.run_module('stages.prepare', run_name='__main__')\nfinally:\n"
     measure += "    status = open('/proc/self/status').read()\n"
@@ -216,21 +220,11 @@ def test_missing_folder_is_refused(tmp_path: Path):
 
 
 def test_prepare_on_a_user_folder_writes_splits_and_lists_skipped_files(tmp_path: Path, image_folder: Path):
-    import yaml
-
-    from conftest import ROOT
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
-    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
-    params["convert"]["representative_samples"] = 4
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    _write_folder_params(tmp_path, image_folder, representative_samples=4)
     result = run_module("stages.prepare", tmp_path)
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "data/prepared/train.npz") as train:
         assert train["images"].shape[1:] == (32, 32, 3) and train["images"].dtype == np.uint8
-    import json
-
     metrics = json.loads((tmp_path / "metrics/prepare.json").read_text())
     assert metrics["skipped_files"] == 5 and metrics["images"] == 16
 
@@ -256,14 +250,7 @@ def test_unknown_positive_class_names_the_fix():
 
 
 def test_prepare_refuses_too_many_calibration_images_before_any_training(tmp_path: Path, image_folder: Path):
-    import yaml
-
-    from conftest import ROOT
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(source=str(image_folder), image_size=32, positive_class="cracked")
-    params["data"]["split"] = {"train": 0.5, "validation": 0.25, "test": 0.25}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    _write_folder_params(tmp_path, image_folder)  # the default 100 calibration images
     result = run_module("stages.prepare", tmp_path)  # a few training images < 100 calibration images
     assert result.returncode == 2
     assert "`convert.representative_samples` is 100; the training split has only" in result.stderr

@@ -43,17 +43,15 @@ def run_picks(folder: Path) -> dict[str, Any]:
         table = rows.collect(params)
     finally:
         os.chdir(here)
-    config = params["report"]
-    rank_by = config["rank_by"]
-    advice = recommendation.recommend(table, params)
+    config = params.report
+    rank_by = config.rank_by
+    advice = recommendation.recommend(table, config, params.statistics.confidence, params.seed)
     boards = {}
     for name, choice in advice.items():
         candidates = [row for row in table if row["variant"] in choice.get("differences_from_best", {})]
         boards[name] = {
             "bootstrap": {key: choice.get(key) for key in ("variant", "best", "tied")},
-            "tolerance": tolerance_pick(candidates, rank_by, config["size_tolerance"])["variant"]
-            if candidates
-            else None,
+            "tolerance": tolerance_pick(candidates, rank_by, config.size_tolerance)["variant"] if candidates else None,
         }
     values = {row["variant"]: row[rank_by] for row in table if row["tflm_arena_bytes"]}
     # Issue 37's last target: the deploy model's validation AUC against the baseline int8's, paired.
@@ -62,12 +60,12 @@ def run_picks(folder: Path) -> dict[str, Any]:
         base["validation_labels"],
         base["validation_probabilities"],
         {"deploy_int8": deploy["validation_probabilities"]},
-        config["bootstrap_resamples"],
-        params["seed"],
-        params["statistics"]["confidence"],
+        config.bootstrap_resamples,
+        params.seed,
+        params.statistics.confidence,
     )["deploy_int8"]
     return {
-        "seed": params["seed"],
+        "seed": params.seed,
         "rank_by": rank_by,
         "scores": values,
         "boards": boards,

@@ -32,6 +32,7 @@ from stage_times import machine  # noqa: E402
 from stages.lib.compress import pruning  # noqa: E402
 from stages.lib.core import data, paths  # noqa: E402
 from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.core.settings import Settings  # noqa: E402
 from stages.lib.keras import conversion, training  # noqa: E402
 from stages.lib.keras import model as model_lib  # noqa: E402
 
@@ -47,21 +48,19 @@ class StepTimes(keras.callbacks.Callback):
 
 
 def median_step(
-    model: keras.Model, images: np.ndarray, labels: np.ndarray, validation: tuple, cached: bool, params: dict
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, validation: tuple, cached: bool, params: Settings
 ) -> float:
     """The median training step of `model` pruned as `prune` prunes it, after two warm-up steps."""
-    config, batch = params["prune"], params["train"]["batch_size"]
-    polynomial, _ = pruning.schedule(
-        0.0, 0.7, 100, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
-    )
-    wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
+    config, batch = params.prune, params.train.batch_size
+    polynomial, _ = pruning.schedule(0.0, 0.7, 100, config.mask_updates, config.ramp_fraction, config.ramp_power)
+    wrapped = pruning.prune(model, polynomial, config.min_layer_weights)
     timer = StepTimes()
     training.fit(
         wrapped,
         (images, labels),
         validation,
         epochs=1,
-        learning_rate=config["learning_rate"],
+        learning_rate=config.learning_rate,
         batch_size=batch,
         augment=True,
         seed=0,
@@ -78,16 +77,16 @@ def main() -> None:
     args = parser.parse_args()
     count = args.images
     params = params_lib.load()
-    config, batch = params["prune"], params["train"]["batch_size"]
+    config, batch = params.prune, params.train.batch_size
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
     images, labels = train[0][:count], train[1][:count].astype(np.float32)
     model, _ = model_lib.load(paths.keras_folder("baseline"))
-    model_lib.set_trainable(model, from_block=config["fine_tune_from_block"], depthwise=config["train_depthwise"])
-    lower, upper = model_lib.split_at_block(model, config["fine_tune_from_block"])
+    model_lib.set_trainable(model, from_block=config.fine_tune_from_block, depthwise=config.train_depthwise)
+    lower, upper = model_lib.split_at_block(model, config.fine_tune_from_block)
     whole_step = median_step(model, images, labels, (validation[0][:batch], validation[1][:batch]), False, params)
     started = time.perf_counter()
     if args.runtime == "litert":
-        predict = conversion.litert_runner(params["evaluate"]["num_threads"], batch)(lower)
+        predict = conversion.litert_runner(params.evaluate.num_threads, batch)(lower)
     else:
         predict = training.keras_runner(batch)(lower)
     views = training.frozen_outputs(predict, images, augment=True)
@@ -97,16 +96,16 @@ def main() -> None:
     steps_per_epoch = training.steps_per_epoch(len(train[1]), batch)
     cache_seconds = cache_seconds_per_image_view * 8 * (len(train[1]) + len(validation[1]) / 8)
     per_sparsity = {}
-    for sparsity in config["sweep"]:
-        steps = pruning.epochs_for(sparsity, config["epochs"], config["epochs_per_10pp"]) * steps_per_epoch
+    for sparsity in config.sweep:
+        steps = pruning.epochs_for(sparsity, config.epochs, config.epochs_per_10pp) * steps_per_epoch
         per_sparsity[str(sparsity)] = {"steps": steps, "saved_seconds": round(steps * (whole_step - upper_step), 1)}
     saved = sum(v["saved_seconds"] for v in per_sparsity.values())
     result = {
         "machine": machine(),
         "runtime": args.runtime,
         "timed_images": count,
-        "fine_tune_from_block": config["fine_tune_from_block"],
-        "train_depthwise": config["train_depthwise"],
+        "fine_tune_from_block": config.fine_tune_from_block,
+        "train_depthwise": config.train_depthwise,
         "whole_model_step_seconds": round(whole_step, 4),
         "upper_part_step_seconds": round(upper_step, 4),
         "cache_seconds_per_image_view": round(cache_seconds_per_image_view, 5),

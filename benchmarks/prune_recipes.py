@@ -37,9 +37,9 @@ from stages.lib.core import params as params_lib
 params, sparsity = params_lib.load(), float(sys.argv[1])
 model, _ = model_lib.load(paths.keras_folder(paths.pruned_model(sparsity)))
 train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
-calibration = data.representative_images(train[0], params["convert"]["representative_samples"], params["seed"])
+calibration = data.representative_images(train[0], params.convert.representative_samples, params.seed)
 int8 = conversion.convert(model, "int8", calibration)
-probabilities = litert.predict(litert.open_interpreter(int8, params["evaluate"]["num_threads"])[0], validation[0])
+probabilities = litert.predict(litert.open_interpreter(int8, params.evaluate.num_threads)[0], validation[0])
 keras = model_lib.predict(model, validation[0])
 print(json.dumps({"int8_validation_auc": round(roc_auc_score(validation[1], probabilities), 4),
                   "keras_validation_auc": round(roc_auc_score(validation[1], keras), 4)}))

@@ -46,20 +46,20 @@ def main() -> None:
     parser.add_argument("--min-weights", type=int, nargs="+", default=[4096])
     args = parser.parse_args()
     params = params_lib.load()
-    shape = params["students"]["shapes"][args.name]
-    size = shape["image_size"]
+    shape = params.students.shapes[args.name]
+    size = shape.image_size
     train = data.load_split(paths.PREPARED, "train")
     validation = data.load_split(paths.PREPARED, "validation")
     validation = (data.resize_all(validation[0], size), validation[1])
     labeled = data.resize_all(train[0], size)
-    representative = data.representative_images(labeled, params["convert"]["representative_samples"], params["seed"])
+    representative = data.representative_images(labeled, params.convert.representative_samples, params.seed)
     trained, _ = model_lib.load(paths.keras_folder(paths.student_model(args.name)))
-    if clustering.cluster_channels(trained, max(args.clusters), params["students"]["cluster_min_weights"]) == 0:
+    if clustering.cluster_channels(trained, max(args.clusters), params.students.cluster_min_weights) == 0:
         sys.exit(f"{args.name} is already clustered: train it with `-S students.shapes.{args.name}.clusters=null`")
     trained, _ = model_lib.load(paths.keras_folder(paths.student_model(args.name)))
     twin = conversion.convert(trained, "int8", representative)
     twin_auc = score(twin, validation)
-    minimum = params["micro"]["lut_min_saving_bytes"]
+    minimum = params.micro.lut_min_saving_bytes
     for clusters in args.clusters:
         for min_weights in args.min_weights:
             started = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> None:
                 "clusters": clusters,
                 "cluster_min_weights": min_weights,
                 "kernels_clustered": kernels,
-                "seed": params["seed"],
+                "seed": params.seed,
                 "validation_auc": score(int8, validation),
                 "twin_validation_auc": twin_auc,
                 "int8_bytes": len(twin),

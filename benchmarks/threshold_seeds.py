@@ -11,6 +11,7 @@ stability of the figures the report prints, and decides nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -60,17 +61,17 @@ def run_rows(folder: Path) -> tuple[int, dict[str, dict]]:
         splits = {"validation": validation_images, "test": test_images}
         rows = {}
         for model, fmt in paths.variants(params):
-            found = row_probabilities(model, fmt, params["evaluate"]["num_threads"], splits)
+            found = row_probabilities(model, fmt, params.evaluate.num_threads, splits)
             row = {"test_roc_auc": scores.roc_auc(test_labels, found["test"])}
             for rule in RULES:
-                config = params["threshold"] | {"rule": rule}
+                config = dataclasses.replace(params.threshold, rule=rule)
                 threshold = scores.decision_threshold(found["validation"], validation_labels, config)
                 row[rule] = {
                     "threshold": threshold,
                     "test_accuracy": scores.accuracy(test_labels, found["test"], threshold),
                 }
             rows[paths.variant_name(model, fmt)] = row
-        return params["seed"], rows
+        return params.seed, rows
     finally:
         os.chdir(here)
 

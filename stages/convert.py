@@ -26,12 +26,12 @@ def main() -> None:
         raise UserError(f"--model {model_name}: expected baseline or pruned/<sparsity>")
     params = params_lib.load()
     model, _ = model_lib.load(paths.keras_folder(model_name))
-    names = paths.converted_formats(params, model_name)
+    names = paths.converted_formats(params.convert, model_name)
     representative = None
     if any(name.removesuffix("_sparse") == "int8" for name in names):
         images, _ = data.load_split(paths.PREPARED, "train")  # calibration never sees validation or test images
-        samples = params["convert"]["representative_samples"]
-        representative = data.representative_images(images, samples, params["seed"])
+        samples = params.convert.representative_samples
+        representative = data.representative_images(images, samples, params.seed)
     results, converted, compressed = {}, {}, {}
     with atomic_path(paths.tflite_folder(model_name)) as folder, ThreadPoolExecutor(1) as gzip:
         folder.mkdir(parents=True)

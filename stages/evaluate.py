@@ -34,7 +34,7 @@ def main() -> None:
     params = params_lib.load()
     originals, labels = data.load_split(paths.PREPARED, "test")
     path = paths.tflite_path(args.model, args.format)
-    threads, runs = params["evaluate"]["num_threads"], params["evaluate"]["latency_runs"]
+    threads, runs = params.evaluate.num_threads, params.evaluate.latency_runs
     interpreter, kernels = litert.open_interpreter(path, threads)
     size = litert.input_size(interpreter)
     images = data.resize_all(originals, size)  # a student takes smaller images
@@ -58,7 +58,7 @@ def main() -> None:
     probabilities = run(images, "LiteRT (test)")
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
-    result = scores.classification_scores(labels, probabilities, threshold, params["statistics"]["confidence"])
+    result = scores.classification_scores(labels, probabilities, threshold, params.statistics.confidence)
     predicted = probabilities >= threshold
     result.update(file_measures(args, path, kernels, threads, predicted, threshold))
     result.update(latency(interpreter, path, images[0], originals[0], threads, runs))
@@ -66,6 +66,8 @@ def main() -> None:
         result.update(deployment_measures(deployment, path, result))
     elif args.format == "int8":  # what a microcontroller runs: measure TFLite Micro's real arena
         result["tflm_arena_bytes"] = tflm.minimum_arena(device_file)
+        # The RAM a board needs: the arena, and the caller's uint8 image the runner quantizes into it.
+        result["ram_bytes"] = result["tflm_arena_bytes"] + litert.input_bytes(interpreter)
     # Board candidates are ranked and tied on validation (`recommendation`): the test split decides nothing. Every
     # file keeps its validation predictions, so the report can pair any two models on the same images.
     validation_images, validation_labels = data.load_split(paths.PREPARED, "validation")
@@ -78,7 +80,7 @@ def main() -> None:
             micro = tflm.micro_predict(device_file, images, result["tflm_arena_bytes"])
         else:
             micro = tflm.micro_predict_deployment(deployment, images, result["deployment"]["part_arena_bytes"])
-        micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])
+        micro_scores = scores.classification_scores(labels, micro, threshold, params.statistics.confidence)
         keys = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}
         write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
@@ -129,7 +131,9 @@ def deployment_measures(deployment: Path, path: Path, result: dict[str, Any]) ->
     arenas = [tflm.minimum_arena(part) for part in parts]
     size_bytes = patching.flash_bytes(deployment)
     return {
-        "tflm_arena_bytes": patching.ram_bytes(plan, arenas),
+        # One part at a time in one arena: the largest part's; the RAM adds the block-output buffer and the image.
+        "tflm_arena_bytes": max(arenas),
+        "ram_bytes": patching.ram_bytes(plan, arenas),
         "deployment": {
             "patches": f"{plan['grid']}x{plan['grid']} through block {plan['through_block']}",
             "part_arena_bytes": arenas,

@@ -44,13 +44,19 @@ def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict
         path = paths.MICRO_FOLDER / paths.LUT_FILE
     else:
         path = paths.tflite_path(row["model"], row["format"])
-    return path.read_bytes(), None, {"arena": row["tflm_arena_bytes"]}
+    return (
+        path.read_bytes(),
+        None,
+        {"arena": row["tflm_arena_bytes"], "image": row["ram_bytes"] - row["tflm_arena_bytes"]},
+    )
 
 
-def write_board(folder: Path, description: str, variant: str, row: dict[str, Any], params: dict[str, Any]) -> None:
+def write_board(
+    folder: Path, description: str, variant: str, row: dict[str, Any], positive_class: str, arena_margin: float
+) -> None:
     """One board's folder: the contract header, the model's bytes, the runner (and the note for a compressed model)."""
     data, plan, ram = board_model(row)
-    write_contract(folder, f"{description}: {variant}", data, plan, ram, row, params)
+    write_contract(folder, f"{description}: {variant}", data, plan, ram, row, positive_class, arena_margin)
     if rows.lut_compressed(row):
         (folder / "README.txt").write_text(LUT_NOTE)
 
@@ -62,7 +68,8 @@ def write_contract(
     plan: dict[str, Any] | None,
     ram: dict[str, int],
     row: dict[str, Any],
-    params: dict[str, Any],
+    positive_class: str,
+    arena_margin: float,
 ) -> None:
     """`edge_model.h`, `edge_model_data.cc` and the runner's sources for the model `data` (a deployment's blob when
     `plan` is a patch plan), with the threshold of its report row and the RAM the report counted (`board_model`: the
@@ -71,13 +78,7 @@ def write_contract(
     parts = [contract.read_part(data, offset) for offset in offsets]
     name = paths.C_ARRAY_NAME
     stored = contract.Stored(parts, plan, row["threshold"], next(iter(ram.values())), ram, len(data))
-    header = contract.header(
-        name,
-        description,
-        stored,
-        params["data"]["positive_class"],
-        params["firmware"]["arena_margin"],
-    )
+    header = contract.header(name, description, stored, positive_class, arena_margin)
     (folder / f"{name}.h").write_text(header)
     (folder / f"{name}_data.cc").write_text(c_array.array_source(data, f"{name}_data", f"{name}.h"))
     for file in contract.RUNNER_FILES:
@@ -95,9 +96,11 @@ def main() -> None:
             if choice["variant"] is None:
                 continue
             (folder / board).mkdir()
-            description = params["report"]["targets"][board]["description"]
-            variant = choice["variant"]
-            write_board(folder / board, description, variant, summary["variants"][variant], params)
+            description, variant = params.report.targets[board].description, choice["variant"]
+            row = summary["variants"][variant]
+            write_board(
+                folder / board, description, variant, row, params.data.positive_class, params.firmware.arena_margin
+            )
         write_json(folder / "boards.json", chosen)
     print("firmware: " + "; ".join(f"{board}: {variant}" for board, variant in chosen.items()))
 

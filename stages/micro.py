@@ -45,7 +45,7 @@ def lut_check(compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompr
 
 def main() -> None:
     params = params_lib.load()
-    seed, count = params["seed"], params["micro"]["test_images"]
+    seed, count = params.seed, params.micro.test_images
     path = paths.tflite_path("deploy", "int8")
     images, labels = data.load_split(paths.PREPARED, "test")
     if count is not None and count < len(labels):
@@ -58,15 +58,15 @@ def main() -> None:
     started = time.perf_counter()
     micro = tflm.micro_predict(path, images, arena)
     seconds_per_image = (time.perf_counter() - started) / len(labels)
-    interpreter, kernels = litert.open_interpreter(path, params["evaluate"]["num_threads"])
+    interpreter, kernels = litert.open_interpreter(path, params.evaluate.num_threads)
     optimized = litert.predict(interpreter, images, f"LiteRT ({kernels})")
     # LiteRT's reference kernels do the plain integer arithmetic TFLM's reference kernels also do: agreement with
     # them separates a kernel difference (XNNPACK's rounding) from a runtime defect.
     reference = litert.predict(litert.reference_interpreter(path), images, "LiteRT (reference kernels)")
-    micro_scores = scores.classification_scores(labels, micro, threshold, params["statistics"]["confidence"])
+    micro_scores = scores.classification_scores(labels, micro, threshold, params.statistics.confidence)
 
     model = path.read_bytes()
-    stored, compressed, removed = lut.device_model(model, params["micro"]["lut_min_saving_bytes"])
+    stored, compressed, removed = lut.device_model(model, params.micro.lut_min_saving_bytes)
     lut_metrics = None
     if compressed:  # the kernels stored as look-up-table indices
         lut_metrics = lut_check(stored, images, labels, micro, threshold) | lut.summary(compressed)

@@ -13,23 +13,21 @@ from stages.lib.core.io import atomic_path, run_stage, write_json
 
 def main() -> None:
     params = params_lib.load()
-    config, seed = params["data"], params["seed"]
-    if config["source"] == "elpv":
-        images, labels, classes = data.load_elpv(config["task"])
+    config, seed = params.data, params.seed
+    if config.source == "elpv":
+        images, labels, classes = data.load_elpv(config.task)
         skipped: list[str] = []
     else:
-        images, labels, classes, skipped = data.load_folder(
-            config["source"], config["image_size"], config["max_pixels"]
-        )
-    labels, classes = data.with_positive_class(labels, classes, config["positive_class"])
-    keep = data.cap_per_class(labels, config["max_images_per_class"], seed)
+        images, labels, classes, skipped = data.load_folder(config.source, config.image_size, config.max_pixels)
+    labels, classes = data.with_positive_class(labels, classes, config.positive_class)
+    keep = data.cap_per_class(labels, config.max_images_per_class, seed)
     images, labels = [images[i] for i in keep], labels[keep]
     hashes = [data.content_hash(image) for image in images]
-    splits = data.split_indices(labels, hashes, config["split"], seed)
-    data.check_calibration_size(len(splits["train"]), params["convert"]["representative_samples"])
+    splits = data.split_indices(labels, hashes, config.split, seed)
+    data.check_calibration_size(len(splits["train"]), params.convert.representative_samples)
     # An all-grayscale set stays one channel; in a mixed set, grayscale images become three equal channels.
     mixed = any(image.ndim == 3 for image in images)
-    size = config["image_size"]
+    size = config.image_size
 
     def resized_all(batch: list[np.ndarray]) -> np.ndarray:
         channels = [np.stack([image] * 3, -1) if mixed and image.ndim == 2 else image for image in batch]
@@ -39,10 +37,10 @@ def main() -> None:
 
     # Cells the task leaves out, for the teacher to label: never the content of a labeled image (of any split).
     known = set(hashes)
-    unlabeled = data.load_elpv_unlabeled(config["task"]) if config["source"] == "elpv" else []
+    unlabeled = data.load_elpv_unlabeled(config.task) if config.source == "elpv" else []
     unlabeled = [image for image in unlabeled if data.content_hash(image) not in known]
-    if config["max_images_per_class"] is not None:
-        order = np.random.default_rng(seed).permutation(len(unlabeled))[: config["max_images_per_class"]]
+    if config.max_images_per_class is not None:
+        order = np.random.default_rng(seed).permutation(len(unlabeled))[: config.max_images_per_class]
         unlabeled = [unlabeled[i] for i in sorted(order)]
     unlabeled_resized = resized_all(unlabeled) if unlabeled else np.zeros((0, size, size, resized.shape[-1]), np.uint8)
 

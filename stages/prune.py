@@ -11,44 +11,47 @@ from stages.lib.compress import pruning
 from stages.lib.core import data, paths, scores
 from stages.lib.core import params as params_lib
 from stages.lib.core.io import UserError, atomic_path, run_stage, write_json
+from stages.lib.core.settings import Prune, Threshold, Train
 from stages.lib.keras import model as model_lib
 from stages.lib.keras import training
 
 
-def fine_tune(params: dict, model, start: float, sparsity: float, epochs: int, splits: dict) -> tuple:
+def fine_tune(
+    config: Prune, train: Train, seed: int, model, start: float, sparsity: float, epochs: int, splits: dict
+) -> tuple:
     """`model` (at `start` sparsity) pruned to `sparsity` over `epochs` epochs and stripped of its wrappers; plus
     the epochs run and the one kept."""
-    seed, config, batch_size = params["seed"], params["prune"], params["train"]["batch_size"]
+    batch_size = train.batch_size
     model_lib.seed_everything(seed)
     (images, labels), validation = splits["train"], splits["validation"]
-    model_lib.set_trainable(model, from_block=config["fine_tune_from_block"], depthwise=config["train_depthwise"])
-    frozen = pruning.frozen_prunable(model, config["min_layer_weights"])
+    model_lib.set_trainable(model, from_block=config.fine_tune_from_block, depthwise=config.train_depthwise)
+    frozen = pruning.frozen_prunable(model, config.min_layer_weights)
     if frozen:
         raise UserError(
-            f"params.yaml: `prune.fine_tune_from_block` is {config['fine_tune_from_block']}, which freezes layers "
+            f"params.yaml: `prune.fine_tune_from_block` is {config.fine_tune_from_block}, which freezes layers "
             f"that are pruned ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); lower it"
         )
     steps = training.steps_per_epoch(len(labels), batch_size)
     polynomial, ramp_end = pruning.schedule(
-        start, sparsity, epochs * steps, config["mask_updates"], config["ramp_fraction"], config["ramp_power"]
+        start, sparsity, epochs * steps, config.mask_updates, config.ramp_fraction, config.ramp_power
     )
-    wrapped = pruning.prune(model, polynomial, config["min_layer_weights"])
-    learning_rate, floor = config["learning_rate"], params["train"]["learning_rate_floor"]  # floor: cosine only
-    if config["learning_rate_schedule"] == "cosine":
+    wrapped = pruning.prune(model, polynomial, config.min_layer_weights)
+    learning_rate, floor = config.learning_rate, train.learning_rate_floor  # floor: cosine only
+    if config.learning_rate_schedule == "cosine":
         learning_rate = training.cosine_schedule(learning_rate, epochs * steps, floor)
-    keep = pruning.keep_best_at_target(ramp_end, steps, epochs, *training.monitor(params["train"]["best_epoch_metric"]))
+    keep = pruning.keep_best_at_target(ramp_end, steps, epochs, *training.monitor(train.best_epoch_metric))
     live = training.open_live(paths.live_folder(f"prune/{sparsity}"))
     training.fit(
         wrapped,
         # Distillation from the model being pruned: the baseline's soft labels (`teacher`) mixed with the labels.
-        (images, data.mixed_targets(labels, splits["teacher"], config["soft_label_weight"])),
+        (images, data.mixed_targets(labels, splits["teacher"], config.soft_label_weight)),
         validation,
         epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,
-        augment=params["train"]["augment"],
+        augment=train.augment,
         seed=seed,
-        class_weight=training.class_weights(params, labels),
+        class_weight=training.class_weights(train.class_weight, labels),
         callbacks=pruning.callbacks() + [training.live_callback(live), keep],
     )
     live.end()
@@ -57,13 +60,11 @@ def fine_tune(params: dict, model, start: float, sparsity: float, epochs: int, s
     return pruning.strip(wrapped), {"fine_tune": epochs, "kept": kept, f"kept_validation_{metric}": float(keep.best)}
 
 
-def save(params: dict, sparsity: float, start: float, model, epochs: dict, splits: dict) -> str:
+def save(threshold_rule: Threshold, sparsity: float, start: float, model, epochs: dict, splits: dict) -> str:
     """Write `models/pruned/<sparsity>` and `metrics/prune/<sparsity>.json`; a line for the log."""
     name = paths.variant_name(paths.pruned_model(sparsity), "keras")
     validation, test = splits["validation"], splits["test"]
-    threshold, probabilities = training.threshold_and_test_probabilities(
-        model, validation, test[0], params["threshold"]
-    )
+    threshold, probabilities = training.threshold_and_test_probabilities(model, validation, test[0], threshold_rule)
     with atomic_path(paths.keras_folder(paths.pruned_model(sparsity))) as folder:
         folder.mkdir()
         model_lib.save(
@@ -89,18 +90,16 @@ def save(params: dict, sparsity: float, start: float, model, epochs: dict, split
 
 def main() -> None:
     params = params_lib.load()
-    config = params["prune"]
+    config = params.prune
     splits = {name: data.load_split(paths.PREPARED, name) for name in ("train", "validation", "test")}
     splits["teacher"] = np.load(paths.TEACHER)["train"]
     model, cumulative = None, 0
-    for sparsity, start, epochs in pruning.steps(
-        config["sweep"], config["chain"], config["epochs"], config["epochs_per_10pp"]
-    ):
+    for sparsity, start, epochs in pruning.steps(config.sweep, config.chain, config.epochs, config.epochs_per_10pp):
         if start == 0:
             (model, _), cumulative = model_lib.load(paths.keras_folder("baseline")), 0
-        model, epoch_record = fine_tune(params, model, start, sparsity, epochs, splits)
+        model, epoch_record = fine_tune(config, params.train, params.seed, model, start, sparsity, epochs, splits)
         cumulative += epochs
-        print(save(params, sparsity, start, model, {**epoch_record, "since_baseline": cumulative}, splits))
+        print(save(params.threshold, sparsity, start, model, {**epoch_record, "since_baseline": cumulative}, splits))
 
 
 if __name__ == "__main__":

@@ -4,20 +4,22 @@ conclusions and a model per board -> render the markdown, the summary and the fi
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from stages.lib.core import params as params_lib
 from stages.lib.core import paths
 from stages.lib.core.io import atomic_path, read_json, run_stage, write_json, write_text
-from stages.lib.report import boards, cells, comparison, figures, headline, recommendation, rows, verdicts
+from stages.lib.core.settings import Board, Settings
+from stages.lib.report import boards, cells, comparison, figures, headline, recommendation, rows, search, verdicts
 from stages.lib.runtime.litert import COMPRESSION
 
 TEMPLATE = Path(__file__).resolve().parent / "lib/report/report_template.md"
 HEADER = (
     "| model | test accuracy ({level} CI) | Δ vs float32, pp ({level} CI) | McNemar p | file size | compressed "
     "| reduction (gzip vs gzip) | kernel zeros in file | latency median (IQR) | speed-up vs float32 (IQR) "
-    "| balanced accuracy | TFLM arena |\n"
+    "| balanced accuracy | RAM |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -34,7 +36,7 @@ def _row(row: dict[str, Any]) -> str:
         f"| {change['mcnemar_p']:.2f} | {cells.sizes(row)} "
         f"| {row['kernel_zeros_in_file']:.1%}{pruned} "
         f"| {latency['median']:.2f} ms ({latency['p25']:.2f}–{latency['p75']:.2f}, "
-        f"{row['kernels']}) | {speed} | {row['balanced_accuracy']:.3f} | {cells.arena(row)} |"
+        f"{row['kernels']}) | {speed} | {row['balanced_accuracy']:.3f} | {cells.ram(row)} |"
     )
 
 
@@ -55,23 +57,26 @@ def tested_accuracy(row: dict[str, Any], micro: dict[str, Any]) -> float:
 
 
 def board_matrix(
-    table: list[dict[str, Any]], advice: dict[str, dict], micro: dict[str, Any], params: dict
+    table: list[dict[str, Any]],
+    advice: dict[str, dict],
+    micro: dict[str, Any],
+    targets: Mapping[str, Board],
+    level: str,
 ) -> list[str]:
     """Every int8 model against every board: fits or the shortfall, the share of RAM and flash, estimated latency."""
-    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
-    measured = [row for row in table if row["tflm_arena_bytes"]]
+    measured = [row for row in table if row["ram_bytes"]]
     lines = [
         "",
         "### Every int8 model on every board",
         "",
-        "RAM and flash: arena + reserve over RAM (SRAM, else PSRAM), flash images × file + reserve over flash. "
+        "RAM and flash: RAM + reserve over RAM (SRAM, else PSRAM), flash images × file + reserve over flash. "
         "Flash: the bytes the board stores, the TFLM look-up-table-compressed file (`int8_lut`) where its clustered "
         "kernels shrink (raw int8 in brackets; such a model needs TFLM built with compression support, and runs on "
         "reference kernels: CMSIS-NN and ESP-NN do not read compressed tensors). "
         "TFLM accuracy: the whole test split on TensorFlow Lite Micro where it was run (students, the deploy model); "
         "the recommendation ranks by the validation scores (LiteRT int8) every row has.",
         "",
-        f"| model | arena | flash | validation AUC / accuracy | TFLM accuracy ({level} CI) | "
+        f"| model | RAM | flash | validation AUC / accuracy | TFLM accuracy ({level} CI) | "
         + " | ".join(targets)
         + " |",
         "|---|---|---|---|---|" + "---|" * len(targets),
@@ -83,7 +88,7 @@ def board_matrix(
             use = f"RAM {fit['ram_use']:.0%}, flash {fit['flash_use']:.0%}"
             fits.append(f"fits ({use}, ~{boards.estimated_ms(row, board):,.0f} ms)" if fit["fits"] else f"no ({use})")
         lines.append(
-            f"| {cells.label(row)} | {cells.arena(row)} | {cells.flash(row)} "
+            f"| {cells.label(row)} | {cells.ram(row)} | {cells.flash(row)} "
             f"| {row['validation_roc_auc']:.3f} / {row['validation_accuracy']:.1%} "
             f"| {device_accuracy(row, micro)} | " + " | ".join(fits) + " |"
         )
@@ -128,35 +133,35 @@ def _clustering_sentence(row: dict[str, Any]) -> str:
     )
 
 
-def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
+def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], params: Settings) -> list[str]:
     """The student models: shape, cost, TFLM accuracy, estimated latency per board, and what distillation buys."""
     students = [row for row in table if row["model"].startswith("students/")]
     if not students:
         return []
-    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
+    targets, level = params.report.targets, cells.level(params.statistics.confidence)
     unlabeled = (
-        ", plus the teacher's labels of elpv's unlabeled cells (p = 1/3, 2/3)" if params["distill"]["unlabeled"] else ""
+        ", plus the teacher's labels of elpv's unlabeled cells (p = 1/3, 2/3)" if params.distill.unlabeled else ""
     )
     lines = [
         "## Students: smaller inputs, shorter backbones, distilled from the baseline",
         "",
         "Each student is Lite0 stopped after a block, at a lower input resolution, trained on the float32 "
-        f"baseline's soft labels (its mean over {params['distill']['teacher_views']} of the 8 dihedral views) mixed "
+        f"baseline's soft labels (its mean over {params.distill.teacher_views} of the 8 dihedral views) mixed "
         "with the labels "
-        f"(weight {params['distill']['soft_label_weight']:g} on the teacher)"
+        f"(weight {params.distill.soft_label_weight:g} on the teacher)"
         + unlabeled
         + "; full-integer int8 (post-training quantization; the threshold chosen on validation with the integer "
         "kernels). Accuracy on TensorFlow Lite Micro over the whole test split is what a device computes. "
         "Latency: MACs × a published ns per MAC for each board (`ns_per_mac_source` in params.yaml), an estimate.",
         "",
-        f"| student | MACs | flash | TFLM arena | TFLM accuracy ({level} CI) "
+        f"| student | MACs | flash | RAM | TFLM accuracy ({level} CI) "
         f"| Δ TFLM vs float32 baseline, pp ({level} CI) | " + " | ".join(f"est. ms, {name}" for name in targets) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(targets),
     ]
     for row in students:
         lines.append(
             f"| {cells.label(row)} | {row['multiply_accumulates'] / 1e6:.1f} M | {cells.flash(row)} "
-            f"| {cells.arena(row)} | {cells.tflm_accuracy(row['tflm'])} "
+            f"| {cells.ram(row)} | {cells.tflm_accuracy(row['tflm'])} "
             f"| {cells.change(row['tflm_accuracy_change'])} | "
             + " | ".join(f"{boards.estimated_ms(row, board):,.0f}" for board in targets.values())
             + " |"
@@ -168,7 +173,7 @@ def students_section(table: list[dict[str, Any]], gains: list[dict[str, Any]], p
             "Students marked “in patches” run their first blocks one image patch at a time (patch-based inference, "
             "MCUNetV2): one int8 model per patch position, each fed its real neighbours and the whole model's zero "
             "padding at the image border, so the assembled block output is the whole model's; the rest of the network "
-            "runs on it. Their arena is the largest part's arena plus the assembled block output and the int8 input "
+            "runs on it. Their RAM is the largest part's arena plus the assembled block output and the input "
             "image, their flash one blob of every part with the weights the patch models share stored once, their "
             "MACs include the recomputed patch borders; their scores are the "
             "deployment's. " + "; ".join(_deployment_sentence(row) for row in patched) + ".",
@@ -215,46 +220,48 @@ def render(
     checks: list[dict[str, str]],
     advice: dict[str, dict],
     micro: dict[str, Any],
-    params: dict[str, Any],
+    params: Settings,
     gains: list[dict[str, Any]],
+    searched: list[str],
 ) -> str:
     """The markdown report: `report_template.md`'s prose, filled with the run's numbers and tables."""
     config, claims, level = (
-        params["report"],
-        params["report"]["claims"],
-        cells.level(params["statistics"]["confidence"]),
+        params.report,
+        params.report.claims,
+        cells.level(params.statistics.confidence),
     )
     base = rows.find(table, comparison.BASELINE)
     # The reference report's absolute accuracy claim, moved by the difference of the two baselines.
     translated = verdicts.translated_accuracy(
-        claims["high_accuracy"], claims["reference_baseline_accuracy"], base["accuracy"]
+        claims.high_accuracy, claims.reference_baseline_accuracy, base["accuracy"]
     )
     values = {
         "test_images": len(base["correct"]),
-        "rule": params["threshold"]["rule"],
-        "rule_meaning": params_lib.THRESHOLD_RULES[params["threshold"]["rule"]],
+        "rule": params.threshold.rule,
+        "rule_meaning": params_lib.THRESHOLD_RULES[params.threshold.rule],
         "level": level,
-        "resamples": f"{config['bootstrap_resamples']:,}",
+        "resamples": f"{config.bootstrap_resamples:,}",
         "compression": COMPRESSION,
-        "threads": params["evaluate"]["num_threads"],
-        "runs": params["evaluate"]["latency_runs"],
-        "small_cost_pp": f"{claims['small_cost_pp']:g}",
-        "faster_share": f"{claims['faster_share']:.0%}",
-        "faster_ratio": f"{claims['faster_ratio']:g}",
-        "reference_high": f"{claims['high_accuracy']:.0%}",
-        "reference_baseline": f"{claims['reference_baseline_accuracy']:.0%}",
+        "threads": params.evaluate.num_threads,
+        "runs": params.evaluate.latency_runs,
+        "small_cost_pp": f"{claims.small_cost_pp:g}",
+        "faster_share": f"{claims.faster_share:.0%}",
+        "faster_ratio": f"{claims.faster_ratio:g}",
+        "reference_high": f"{claims.high_accuracy:.0%}",
+        "reference_baseline": f"{claims.reference_baseline_accuracy:.0%}",
         "translated_high": f"{translated:.1%}",
-        "floor": f"{config['accuracy_floor']:.0%}",
-        "ranking": params_lib.RANKINGS[config["rank_by"]],
+        "floor": f"{config.accuracy_floor:.0%}",
+        "ranking": params_lib.RANKINGS[config.rank_by],
         **micro_values(micro),
     }
     blocks = {
         "variant_table": [HEADER.format(level=level), *(_row(row) for row in table)],
         "claim_rows": [f"| {c['claim']} | {c['evidence']} | **{c['verdict']}** |" for c in checks],
         "lut_lines": lut_lines(micro),
-        "board_rows": [board_row(config["targets"][name], choice, table, micro) for name, choice in advice.items()],
-        "board_matrix": board_matrix(table, advice, micro, params),
+        "board_rows": [board_row(config.targets[name], choice, table, micro) for name, choice in advice.items()],
+        "board_matrix": board_matrix(table, advice, micro, config.targets, level),
         "students": students_section(table, gains, params),
+        "search": searched,
     }
     return fill(TEMPLATE.read_text(encoding="utf-8"), values, blocks)
 
@@ -279,7 +286,7 @@ def micro_values(micro: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def board_row(board: dict[str, Any], choice: dict[str, Any], table: list[dict[str, Any]], micro: dict) -> str:
+def board_row(board: Board, choice: dict[str, Any], table: list[dict[str, Any]], micro: dict) -> str:
     """One board's line: its reserves, the pick with what it measured on test, its ties and why."""
     chosen = rows.find(table, choice["variant"]) if choice["variant"] else None
     used = (
@@ -289,8 +296,8 @@ def board_row(board: dict[str, Any], choice: dict[str, Any], table: list[dict[st
         else "– | – | – | –"
     )
     return (
-        f"| {board['description']} | {board['ram_reserve_bytes'] // 1024} KiB "
-        f"| {board['flash_reserve_bytes'] // 1024} KiB | {board['flash_images']} "
+        f"| {board.description} | {board.ram_reserve_bytes // 1024} KiB "
+        f"| {board.flash_reserve_bytes // 1024} KiB | {board.flash_images} "
         f"| {('`' + choice['variant'] + '`') if choice['variant'] else 'nothing'} | {used} "
         f"| {ties(choice)} | {choice['reason']} |"
     )
@@ -336,28 +343,40 @@ def write_headline(
                 write_json(temporary / f"{name}.json", values)
 
 
+def search_section(targets: Mapping[str, Board], level: str, folder: Path) -> list[str]:
+    """The stored student search's lines, and its figure per board into `folder`; or why it is not shown."""
+    record, why = search.load(paths.SEARCH_FRONTIER, paths.TEACHER)
+    if record is None:
+        return [why]
+    drawn = [name for name in targets if name in record["boards"]]
+    for name in drawn:
+        figures.search_frontier(record["boards"][name], name, targets[name], level, folder / f"search_{name}.png")
+    return [*search.lines(record, level), "", f"Figures: {', '.join(f'`search_{name}.png`' for name in drawn)}."]
+
+
 def main() -> None:
     params = params_lib.load()
-    config = params["report"]
-    bootstrap = (config["bootstrap_resamples"], params["seed"], params["statistics"]["confidence"])
+    config = params.report
+    bootstrap = (config.bootstrap_resamples, params.seed, params.statistics.confidence)
     table = comparison.compare_to_baseline(rows.collect(params), *bootstrap)
     micro = read_json(paths.MICRO_METRICS)
-    checks = verdicts.conclusions(table, params)
-    advice = recommendation.recommend(table, params)
-    gains = comparison.distillation_gains(table, params, *bootstrap)
+    checks = verdicts.conclusions(table, config, params.statistics.confidence, params.seed)
+    advice = recommendation.recommend(table, config, params.statistics.confidence, params.seed)
+    gains = comparison.distillation_gains(table, params.students, *bootstrap)
     with atomic_path(paths.REPORT_FIGURES) as folder:
         folder.mkdir()
-        level = cells.level(params["statistics"]["confidence"])
+        level = cells.level(params.statistics.confidence)
         figures.accuracy_vs_size(table, level, folder / "accuracy_vs_size.png")
         figures.latency(table, folder / "latency.png")
         figures.accuracy_vs_sparsity(table, folder / "accuracy_vs_sparsity.png")
-        figures.accuracy_vs_memory(table, config["targets"], level, folder / "accuracy_vs_memory.png")
-        for name, board in config["targets"].items():
-            figures.board_pick(table, name, board, advice[name], config["rank_by"], level, folder / f"pick_{name}.png")
+        figures.accuracy_vs_memory(table, config.targets, level, folder / "accuracy_vs_memory.png")
+        for name, board in config.targets.items():
+            figures.board_pick(table, name, board, advice[name], config.rank_by, level, folder / f"pick_{name}.png")
         lives = {"train": paths.live_folder("train")}
-        lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params["prune"]["sweep"]}
+        lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params.prune.sweep}
         figures.training_curves(lives, folder / "training_curves.png")
-    write_text(paths.REPORT, render(table, checks, advice, micro, params, gains))
+        searched = search_section(config.targets, level, folder)
+    write_text(paths.REPORT, render(table, checks, advice, micro, params, gains, searched))
     keep = ("correct", "variant", "validation_labels", "validation_probabilities")
     write_json(
         paths.SUMMARY,

@@ -28,8 +28,8 @@ def soft_labels(interpreter: litert.Interpreter, images: np.ndarray, views: int)
 
 def main() -> None:
     params = params_lib.load()
-    views = params["distill"]["teacher_views"]
-    model, _ = litert.open_interpreter(paths.tflite_path("baseline", "float32"), params["evaluate"]["num_threads"])
+    views = params.distill.teacher_views
+    model, _ = litert.open_interpreter(paths.tflite_path("baseline", "float32"), params.evaluate.num_threads)
     meta = read_json(paths.keras_folder("baseline") / paths.META_FILE)
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
     unlabeled = data.load_unlabeled(paths.UNLABELED)

@@ -13,43 +13,45 @@ from stages.lib.keras import model as model_lib
 
 def main() -> None:
     params = params_lib.load()
-    config, seed = params["train"], params["seed"]
+    config, seed = params.train, params.seed
     model_lib.seed_everything(seed)
     train, validation, test = (data.load_split(paths.PREPARED, split) for split in data.SPLITS)
-    strategy = model_lib.distribution_strategy(config["strategy"])
+    strategy = model_lib.distribution_strategy(config.strategy)
     # The batch size in params is per replica; each step sees it on every device.
-    batch_size = config["batch_size"] * strategy.num_replicas_in_sync
+    batch_size = config.batch_size * strategy.num_replicas_in_sync
     started = time.perf_counter()
     live = training.open_live(paths.live_folder("train"))
 
     with strategy.scope():
-        keys = ("backbone", "weights", "dense_units", "dropout", "stop_after_block")
-        architecture = {key: params["model"][key] for key in keys}
-        model = model_lib.build_classifier(train[0].shape[1], **architecture)
+        architecture = params.model
+        model = model_lib.build_classifier(
+            train[0].shape[1],
+            architecture.backbone,
+            architecture.weights,
+            architecture.dense_units,
+            architecture.dropout,
+            architecture.stop_after_block,
+        )
         fit_config = training.FitConfig(
-            head_epochs=config["head_epochs"],
-            head_learning_rate=config["head_learning_rate"],
-            epochs=config["epochs"],
-            learning_rate=config["learning_rate"],
-            fine_tune_from_block=config["fine_tune_from_block"],
-            early_stopping_patience=config["early_stopping_patience"],
-            best_epoch_metric=config["best_epoch_metric"],
-            learning_rate_floor=config["learning_rate_floor"],
+            head_epochs=config.head_epochs,
+            head_learning_rate=config.head_learning_rate,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            fine_tune_from_block=config.fine_tune_from_block,
+            early_stopping_patience=config.early_stopping_patience,
+            best_epoch_metric=config.best_epoch_metric,
+            learning_rate_floor=config.learning_rate_floor,
             batch_size=batch_size,
-            augment=config["augment"],
+            augment=config.augment,
             seed=seed,
-            class_weight=training.class_weights(params, train[1]),
-            cache_frozen=config["cache_frozen"],
+            class_weight=training.class_weights(config.class_weight, train[1]),
+            cache_frozen=config.cache_frozen,
         )
-        runner = conversion.frozen_runner(
-            config["frozen_runtime"], params["evaluate"]["num_threads"], config["batch_size"]
-        )
+        runner = conversion.frozen_runner(config.frozen_runtime, params.evaluate.num_threads, config.batch_size)
         epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
     live.end()
 
-    threshold, probabilities = training.threshold_and_test_probabilities(
-        model, validation, test[0], params["threshold"]
-    )
+    threshold, probabilities = training.threshold_and_test_probabilities(model, validation, test[0], params.threshold)
     test_scores = scores.classification_scores(test[1], probabilities, threshold)
     meta = {"variant": "baseline", "threshold": threshold, "sparsity_target": 0.0}
     with atomic_path(paths.keras_folder("baseline")) as folder:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from stages.lib.core.settings import Board
 from stages.lib.report import boards
 
-BOARD = {
-    "description": "test board",
-    "sram_bytes": 1000,
-    "psram_bytes": 5000,
-    "flash_bytes": 10000,
-    "ram_reserve_bytes": 100,
-    "flash_reserve_bytes": 1000,
-    "flash_images": 2,
-}
+BOARD = Board(
+    description="test board",
+    sram_bytes=1000,
+    psram_bytes=5000,
+    flash_bytes=10000,
+    ram_reserve_bytes=100,
+    flash_reserve_bytes=1000,
+    flash_images=2,
+    ns_per_mac=10,
+    ns_per_mac_source="a test figure",
+    reference_ns_per_mac=50,
+)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +41,7 @@ def test_fit_counts_reserves_and_images(model_bytes, arena, fits, memory, ram_sh
 
 
 def test_without_psram_the_sram_is_the_limit():
-    fit = boards.fit(100, 950, BOARD | {"psram_bytes": 0})
+    fit = boards.fit(100, 950, replace(BOARD, psram_bytes=0))
     assert not fit["fits"] and fit["ram_shortfall_bytes"] == 50
     assert boards.shortfall(fit) == "arena + reserve needs 1,050 B, 50 B more than the RAM"
     assert boards.shortfall(boards.fit(100, 100, BOARD)) == ""
@@ -56,5 +62,5 @@ def test_ram_use_is_the_share_of_the_memory_the_arena_lands_in(arena, memory, us
 
 def test_an_arena_in_sram_reports_its_sram_share_beside_a_large_psram():
     # The ESP32-S3 with 8 MB PSRAM and an arena filling its 512 KB SRAM: 98 %, not 6 %.
-    board = BOARD | {"sram_bytes": 524288, "psram_bytes": 8388608, "ram_reserve_bytes": 163840}
+    board = replace(BOARD, sram_bytes=524288, psram_bytes=8388608, ram_reserve_bytes=163840)
     assert boards.fit(100, 352512, board)["ram_use"] == pytest.approx((352512 + 163840) / 524288)

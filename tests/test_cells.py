@@ -23,15 +23,16 @@ def test_numbers_keep_their_sign_interval_and_units():
         "compressed_bytes": 730_000,
         "compressed_reduction": 18.8,
         "tflm_arena_bytes": 352_512,
+        "ram_bytes": 502_040,
     }
     assert cells.row_accuracy(row) == "93.4% (90.2%–95.6%)"
     assert cells.change_vs_baseline("student_b7_64_int8", row) == "+0.0 (-2.4 to +2.4)"
     assert cells.change_vs_baseline(cells.BASELINE, row) == "–"
     assert cells.sizes(row) == "0.95 MB | 0.73 MB | 18.8×"
-    assert cells.arena(row) == "352,512 B" and cells.arena({"tflm_arena_bytes": None}) == "–"
-    # A patch-based deployment's figure is all the RAM it holds, not one arena: the cell says so.
-    patched = {"tflm_arena_bytes": 188_080, "deployment": {"patches": "2x2 through block 2"}}
-    assert cells.arena(patched) == "188,080 B (all RAM, in patches)"
+    assert cells.ram(row) == "502,040 B (arena 352,512 B)" and cells.ram({"ram_bytes": None}) == "–"
+    # A patch-based deployment's arena is its largest part's; its RAM adds the block-output buffer and the image.
+    patched = {"tflm_arena_bytes": 146_608, "ram_bytes": 188_080, "deployment": {"patches": "2x2 through block 2"}}
+    assert cells.ram(patched) == "188,080 B (arena 146,608 B, in patches)"
 
 
 def test_distillation_sentence_closes_its_own_brackets():

@@ -21,6 +21,7 @@ from PIL import Image
 from conftest import ROOT, run_module
 from stages.lib.core import data
 from stages.lib.core.io import UserError
+from stages.lib.core.settings import Split
 
 
 def test_elpv_default_task_counts():
@@ -38,7 +39,7 @@ def test_splits_are_stratified_disjoint_and_keep_duplicates_together():
     labels = np.array([0] * 60 + [1] * 30)
     hashes = [f"h{i}" for i in range(90)]
     hashes[5] = hashes[6] = hashes[7] = "duplicate"  # the same image three times
-    splits = data.split_indices(labels, hashes, {"train": 0.7, "validation": 0.15, "test": 0.15}, seed=1)
+    splits = data.split_indices(labels, hashes, Split(train=0.7, validation=0.15, test=0.15), seed=1)
     seen = {split: {hashes[i] for i in idx} for split, idx in splits.items()}
     assert (
         not (seen["train"] & seen["test"])
@@ -56,7 +57,7 @@ def test_splits_are_stratified_disjoint_and_keep_duplicates_together():
 def test_splits_are_seeded():
     labels = np.array([0] * 20 + [1] * 20)
     hashes = [str(i) for i in range(40)]
-    fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    fractions = Split(train=0.6, validation=0.2, test=0.2)
     first, again = data.split_indices(labels, hashes, fractions, 3), data.split_indices(labels, hashes, fractions, 3)
     assert all((first[s] == again[s]).all() for s in data.SPLITS)
     assert any((first[s] != data.split_indices(labels, hashes, fractions, 4)[s]).any() for s in data.SPLITS)
@@ -268,3 +269,21 @@ def test_cached_views_give_the_same_batches_as_augmenting_the_images():
         for (x, y), (cx, cy) in zip(direct, cached, strict=True):
             np.testing.assert_array_equal(x, cx)
             np.testing.assert_array_equal(y, cy)
+
+
+def test_a_folder_a_thousand_levels_deep_is_walked(image_folder: Path):
+    """The walk is iterative: depth does not hit Python's recursion limit."""
+    before = data.load_folder(image_folder, 32, 10**6)[1]
+    deep = image_folder / "ok"
+    for _ in range(1000):  # one at a time: pathlib's own mkdir(parents=True) recurses
+        deep = deep / "d"
+        deep.mkdir()
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(deep / "last.png")
+    try:
+        labels = data.load_folder(image_folder, 32, 10**6)[1]
+    finally:  # bottom up: shutil.rmtree (pytest's clean-up) recurses too
+        (deep / "last.png").unlink()
+        while deep != image_folder / "ok":
+            deep.rmdir()
+            deep = deep.parent
+    assert len(labels) == len(before) + 1

@@ -26,6 +26,8 @@ CXX = shutil.which("g++") or shutil.which("c++")
 FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-fPIC"]
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (.ci/run installs g++)")
 PARAMS = params_lib.load(ROOT / "params.yaml")
+# What the header takes from params: the class a high score means, and the arena margin.
+CONTRACT = (PARAMS.data.positive_class, PARAMS.firmware.arena_margin)
 
 # Exposes the generated plan and the runner to ctypes, and registers the operators on a resolver that records them.
 HARNESS = r"""
@@ -146,10 +148,15 @@ def boards(short_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, 
         ("whole", whole, None, tflm.minimum_arena(whole)),
         ("patches", *patching.device_blob(deployment), max(arenas)),
     ):
-        row = {"threshold": 0.4, "tflm_arena_bytes": arena, "deployment": {"part_arena_bytes": arenas}}
+        row = {
+            "threshold": 0.4,
+            "tflm_arena_bytes": arena,
+            "ram_bytes": arena,
+            "deployment": {"part_arena_bytes": arenas},
+        }
         folder = root / name
         folder.mkdir()
-        firmware.write_contract(folder, f"test board: {name}", blob, board_plan, {"arena": arena}, row, PARAMS)
+        firmware.write_contract(folder, f"test board: {name}", blob, board_plan, {"arena": arena}, row, *CONTRACT)
         made[name] = (folder, {"arena": arena, "model": whole, "deployment": deployment})
     return made
 
@@ -205,7 +212,7 @@ def test_header_carries_the_whole_contract(boards):
     assert f"edge_model_part_offsets[5] = {{{offsets}}};" in header
     first = ", ".join(str(v) for v in plan["patches"][0]["input_region"])
     assert "edge_model_input_regions[4] = {\n  {" + first + "}" in header
-    margin = PARAMS["firmware"]["arena_margin"]
+    margin = PARAMS.firmware.arena_margin
     arena = made["arena"]
     assert f"edge_model_arena_bytes_measured = {arena};" in header
     assert f"edge_model_arena_bytes = {arena + int(-(-arena * margin // 16) * 16)};" in header
@@ -244,10 +251,11 @@ def test_a_board_given_the_compressed_deploy_model_gets_its_bytes_and_the_build_
     monkeypatch.chdir(stored)
     shutil.copytree(ROOT / "firmware", stored / "firmware")
     lut = {"size_bytes": len(made["model"])}
-    row = {"model": "deploy", "format": "int8", "threshold": 0.5, "tflm_arena_bytes": made["arena"], "lut": lut}
+    row = {"model": "deploy", "format": "int8", "threshold": 0.5, "lut": lut}
+    row |= {"tflm_arena_bytes": made["arena"], "ram_bytes": made["arena"] + 32 * 32 * 3}
     folder = stored / "board"
     folder.mkdir()
-    firmware.write_board(folder, "test board", "deploy_int8", row, PARAMS)
+    firmware.write_board(folder, "test board", "deploy_int8", row, *CONTRACT)
     assert "USE_TFLM_COMPRESSION" in (folder / "README.txt").read_text()
     source = (folder / "edge_model_data.cc").read_text()
     assert f"edge_model_data_len = {len(made['model'])};" in source

@@ -18,13 +18,14 @@ def _row(arena: int | None) -> dict:
         "flash_bytes": 1_930_160,
         "latency_ms": {"median": 2.27088, "p25": 2.1, "p75": 2.4},
         "tflm_arena_bytes": arena,
+        "ram_bytes": arena and arena + 150_528,
     }
 
 
 def test_a_model_file_holds_rounded_numbers_with_short_keys():
     assert headline.model(_row(None)) == {"acc": 0.9189, "auc": 0.9488, "bytes": 4_293_512, "ms": 2.27}
     assert headline.model(_row(1_695_680))["stored"] == 1_930_160  # what the board stores, not the file
-    assert headline.model(_row(1_695_680))["arena"] == 1_695_680
+    assert headline.model(_row(1_695_680))["ram"] == 1_695_680 + 150_528  # the arena and the image
 
 
 def test_a_board_file_and_the_verdict_counts():

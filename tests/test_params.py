@@ -17,7 +17,7 @@ DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def test_default_params_are_valid():
-    assert params.load(ROOT / "params.yaml")["prune"]["sweep"]
+    assert params.load(ROOT / "params.yaml").prune.sweep
 
 
 def _with(path: str, value) -> dict:
@@ -138,7 +138,7 @@ def test_yaml_12_floats_are_numbers(tmp_path: Path, written):
     """DVC's `-S x=0.00003` writes `3e-05`, a string to YAML 1.1 (PyYAML): our reader follows YAML 1.2, as DVC does."""
     text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.00005", f"learning_rate: {written}")
     (tmp_path / "params.yaml").write_text(text)
-    value = params.load(tmp_path / "params.yaml")["deploy"]["learning_rate"]
+    value = params.load(tmp_path / "params.yaml").deploy.learning_rate
     assert isinstance(value, float) and value == pytest.approx(float(written))
 
 

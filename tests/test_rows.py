@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,15 +12,14 @@ from conftest import ROOT
 from stages.lib.core import params as params_lib
 from stages.lib.core import paths
 from stages.lib.core.io import UserError, write_json
+from stages.lib.core.settings import Settings
 from stages.lib.report import rows
 
 DEFAULT = params_lib.load(ROOT / "params.yaml")
 
 
-def _params(sweep: list[float]) -> dict:
-    params = copy.deepcopy(dict(DEFAULT))
-    params["prune"] = dict(params["prune"], sweep=sweep, sparsity=sweep[0])
-    return params
+def _params(sweep: list[float]) -> Settings:
+    return replace(DEFAULT, prune=replace(DEFAULT.prune, sweep=tuple(sweep), sparsity=sweep[0]))
 
 
 def _write_variant(model: str, fmt: str) -> None:
@@ -38,6 +37,8 @@ def _write_variant(model: str, fmt: str) -> None:
         "kernel_zeros_in_file": 0,
         "multiply_accumulates": 1000,
     }
+    if fmt == "int8":  # TFLite Micro's arena, and the RAM with the 3,072-byte image (`evaluate`)
+        evaluation |= {"tflm_arena_bytes": 1000, "ram_bytes": 4072}
     write_json(paths.evaluate_metrics_path(model, fmt), evaluation)
     write_json(paths.confusion_path(model, fmt), [{"actual": 1, "predicted": 1}, {"actual": 0, "predicted": 1}])
     write_json(paths.validation_predictions_path(model, fmt), {"labels": [1, 0], "probabilities": [0.7, 0.2]})
@@ -50,10 +51,10 @@ def _write_variant(model: str, fmt: str) -> None:
         write_json(path, converted | {fmt: {"size_bytes": 100, "compressed_bytes": 50}})
 
 
-def _write_run(params: dict, lut_deploy: bool = False) -> None:
+def _write_run(params: Settings, lut_deploy: bool = False) -> None:
     for model, fmt in paths.variants(params):
         _write_variant(model, fmt)
-    for sparsity in params["prune"]["sweep"]:
+    for sparsity in params.prune.sweep:
         write_json(paths.prune_metrics_path(sparsity), {"sparsity_measured": {"prunable": sparsity}})
     write_json(
         paths.DEPLOY_METRICS, {"size_bytes": 90, "compressed_bytes": 40, "sparsity_after_pruning": {"prunable": 0.5}}
@@ -94,6 +95,7 @@ def test_a_board_stores_the_compressed_deploy_model_where_micro_made_one(tmp_pat
     _write_run(_params([0.5]), lut_deploy=True)
     deploy = rows.find(rows.collect(_params([0.5])), "deploy_int8")
     assert (deploy["flash_bytes"], deploy["size_bytes"], deploy["tflm_arena_bytes"]) == (50, 90, 1234)
+    assert deploy["ram_bytes"] == 1234 + 3072  # the compressed model's arena, and the same image
 
 
 def test_a_board_stores_a_students_device_file(tmp_path: Path, monkeypatch):
@@ -101,13 +103,21 @@ def test_a_board_stores_a_students_device_file(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write_run(_params([0.5]))
     evaluation = json.loads(paths.evaluate_metrics_path("students/b10_96", "int8").read_text())
-    write_json(paths.evaluate_metrics_path("students/b10_96", "int8"), evaluation | {"tflm_arena_bytes": 777})
+    write_json(
+        paths.evaluate_metrics_path("students/b10_96", "int8"),
+        evaluation | {"tflm_arena_bytes": 777, "ram_bytes": 777 + 3072},
+    )
     lut = {"kernels": 3, "kernel_bytes_int8": 40, "kernel_bytes_lut": 20}
     for compressed in (None, lut):
         converted = {"size_bytes": 100, "compressed_bytes": 50, "device_bytes": 60, "lut": compressed}
         write_json(paths.convert_metrics_path("students/b10_96"), {"int8": converted})
         row = rows.find(rows.collect(_params([0.5])), "student_b10_96_int8")
-        assert (row["flash_bytes"], row["size_bytes"], row["tflm_arena_bytes"]) == (60, 100, 777)
+        assert (row["flash_bytes"], row["size_bytes"], row["tflm_arena_bytes"], row["ram_bytes"]) == (
+            60,
+            100,
+            777,
+            3849,
+        )
         assert rows.lut_compressed(row) == (compressed is not None)
 
 

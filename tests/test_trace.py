@@ -6,15 +6,23 @@ import json
 from pathlib import Path
 
 from conftest import ROOT, run_module
-from stages.lib.core import trace
+from stages.lib.core import params, trace
 
 
-def test_recording_dict_keeps_the_most_specific_keys(monkeypatch):
+def test_settings_record_the_most_specific_keys_read(monkeypatch):
     monkeypatch.setattr(trace, "PARAMS_READ", set())
-    params = trace.RecordingDict({"train": {"batch_size": 8, "epochs": 2}, "report": {"targets": {"a": {}}}, "seed": 1})
-    assert params["train"]["batch_size"] == 8 and params.get("seed") == 1 and params.get("missing", 3) == 3
-    assert list(params["report"]["targets"].items()) == [("a", {})]
-    assert trace.params_read() == ["report.targets", "seed", "train.batch_size"]
+    settings = params.load(ROOT / "params.yaml")
+    monkeypatch.setattr(trace, "PARAMS_READ", set())
+    assert settings.train.batch_size > 0 and settings.seed >= 0
+    assert settings.report.targets["rp2040"].sram_bytes > 0 and list(settings.students.shapes)
+    shape = settings.students.shapes["b7_96"]
+    assert shape.patches is None or shape.patches.grid >= 2
+    assert trace.params_read() == [
+        "report.targets.rp2040.sram_bytes",
+        "seed",
+        "students.shapes.b7_96.patches" + (".grid" if shape.patches else ""),
+        "train.batch_size",
+    ]
 
 
 def test_a_stage_process_writes_what_it_read(tmp_path: Path):
@@ -38,9 +46,9 @@ def test_a_stages_worker_processes_record_as_part_of_the_stage(tmp_path: Path):
         "from concurrent.futures import ProcessPoolExecutor\n"
         "from stages.lib.core import params\n"
         "def work():\n"
-        "    return params.load()['data']['image_size']\n"
+        "    return params.load().data.image_size\n"
         "if __name__ == '__main__':\n"
-        "    params.load()['seed']\n"
+        "    params.load().seed\n"
         "    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as pool:\n"
         "        assert [pool.submit(work).result() for _ in range(4)] == [224] * 4\n"
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from conftest import ROOT
@@ -81,7 +79,10 @@ def test_each_claim_is_its_own_row_and_follows_the_numbers():
         seed=0,
         confidence=0.95,
     )
-    checks = {c["claim"]: c["verdict"] for c in verdicts.conclusions(rows, copy.deepcopy(dict(PARAMS)))}
+    checks = {
+        c["claim"]: c["verdict"]
+        for c in verdicts.conclusions(rows, PARAMS.report, PARAMS.statistics.confidence, PARAMS.seed)
+    }
     assert checks["int8 runs at least 1.05x faster than float32 (LiteRT, this CPU)."] == "supported"
     assert checks["float16 runs at least 1.05x faster than float32 (LiteRT, this CPU)."] == "not supported"
     assert checks["Pruning to 50% costs less than 2 pp accuracy."] == "supported"

@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stages.lib.core import params as params_lib  # noqa: E402
+from stages.lib.core.settings import Board  # noqa: E402
 from stages.lib.report import boards as boards_lib  # noqa: E402
 from stages.lib.report import cells  # noqa: E402
 
@@ -33,14 +36,14 @@ def _short(variant: str) -> str:
     return variant.removeprefix("student_").removesuffix("_int8")
 
 
-def boards(summary: dict, params_targets: dict) -> str:
+def boards(summary: dict, params_targets: Mapping[str, Board]) -> str:
     """Per board: the recommended model, the models tied with it, what it scored on TFLite Micro, its RAM and flash."""
     lines = [
         "| board | model | tied with it on validation | TFLM test accuracy | RAM | flash |",
         "|---|---|---|---|---|---|",
     ]
     for name, choice in summary["recommendation"].items():
-        description = params_targets[name]["description"].split(" (")[0]
+        description = params_targets[name].description.split(" (")[0]
         if not choice["variant"]:
             lines.append(f"| {description} | nothing fits (see `metrics/report.md`) | – | – | – | – |")
             continue
@@ -49,21 +52,21 @@ def boards(summary: dict, params_targets: dict) -> str:
         others = [_short(variant) for variant in choice["tied"] if variant != choice["variant"]]
         lines.append(
             f"| {description} | `{_short(choice['variant'])}` | {', '.join(others) or 'none'} | {tflm:.1%} "
-            f"| {row['tflm_arena_bytes']:,} B ({choice['ram_use']:.0%}) "
+            f"| {row['ram_bytes']:,} B ({choice['ram_use']:.0%}) "
             f"| {cells.mb(row['flash_bytes'])} ({choice['flash_use']:.0%}) |"
         )
     return "\n".join(lines)
 
 
 def block(summary: dict, level: str) -> str:
-    """Every variant, compact: test accuracy, the paired change against float32, what it stores and its arena."""
+    """Every variant, compact: test accuracy, the paired change against float32, what it stores and the RAM."""
     lines = [
-        f"| variant | test accuracy | Δ vs float32, pp ({level} CI) | file | gzip | board stores | TFLM arena |",
+        f"| variant | test accuracy | Δ vs float32, pp ({level} CI) | file | gzip | board stores | RAM |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant, row in summary["variants"].items():
-        arena = f"{row['tflm_arena_bytes']:,} B" if row["tflm_arena_bytes"] else "–"
-        stored = cells.mb(row["flash_bytes"]) if row["tflm_arena_bytes"] else "–"
+        arena = f"{row['ram_bytes']:,} B" if row["ram_bytes"] else "–"
+        stored = cells.mb(row["flash_bytes"]) if row["ram_bytes"] else "–"
         lines.append(
             f"| `{variant}` | {row['accuracy']:.1%} | {cells.change_vs_baseline(variant, row)} "
             f"| {cells.mb(row['size_bytes'])} | {cells.mb(row['compressed_bytes'])} | {stored} | {arena} |"
@@ -160,10 +163,11 @@ def student_clusters() -> str:
     return "\n".join(lines)
 
 
-def student_lut_trade(summary: dict, params_targets: dict) -> str:
+def student_lut_trade(summary: dict, params_targets: Mapping[str, Board]) -> str:
     """docs/decisions.md: `b10_96` as the default run stores it, and as the committed run with `clusters: 8` stored
     it (benchmarks/results/student_b10_96_clustered_run.json)."""
     clustered = json.loads((TIMES / "student_b10_96_clustered_run.json").read_text())
+    clustered["ram_bytes"] = clustered["tflm_arena_bytes"]  # recorded when that key held a deployment's whole RAM
     plain = summary["variants"]["student_b10_96_int8"]
     names = list(params_targets)
     lines = [
@@ -178,7 +182,7 @@ def student_lut_trade(summary: dict, params_targets: dict) -> str:
     ):
         estimates = " | ".join(f"{boards_lib.estimated_ms(row, params_targets[name]):,.0f}" for name in names)
         lines.append(
-            f"| {label} | {row['flash_bytes']:,} B | {row['tflm_arena_bytes']:,} B | {row['validation_roc_auc']:.4f} "
+            f"| {label} | {row['flash_bytes']:,} B | {row['ram_bytes']:,} B | {row['validation_roc_auc']:.4f} "
             f"| {accuracy:.1%} | {estimates} |"
         )
     return "\n".join(lines)
@@ -298,11 +302,9 @@ def render(text: str, blocks: dict[str, str]) -> str:
 
 def documents() -> dict[Path, str]:
     """Each document as the files say it should be."""
-    import yaml
-
     summary = json.loads((ROOT / "metrics/summary.json").read_text())
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    targets, level = params["report"]["targets"], cells.level(params["statistics"]["confidence"])
+    params = params_lib.load(ROOT / "params.yaml")
+    targets, level = params.report.targets, cells.level(params.statistics.confidence)
     times = json.loads((TIMES / "stage_times.json").read_text())
     readme, benchmarks, decisions = ROOT / "README.md", ROOT / "docs/benchmarks.md", ROOT / "docs/decisions.md"
     return {

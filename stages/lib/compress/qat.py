@@ -108,7 +108,8 @@ def quantization_aware(model: keras.Model, preserve_clusters: bool) -> keras.Mod
     ):
         quantized = tfmot.quantization.keras.quantize_apply(annotated, scheme)
     if preserve_clusters:
-        logging.getLogger("tensorflow").addFilter(RecomputedKernels(recomputed_kernels(quantized)))
+        RECOMPUTED.names |= recomputed_kernels(quantized)
+        logging.getLogger("tensorflow").addFilter(RECOMPUTED)  # once: adding the same filter again does nothing
     return quantized
 
 
@@ -136,6 +137,10 @@ class RecomputedKernels(logging.Filter):
         if not str(record.msg).startswith("Gradients do not exist for variables") or not record.args:
             return True
         return not set(record.args[0]) <= self.names
+
+
+# The one filter every cluster-preserving QAT model adds its kernels to.
+RECOMPUTED = RecomputedKernels(set())
 
 
 def _variable_name(variable: Any) -> str:

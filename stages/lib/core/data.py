@@ -7,12 +7,15 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from stages.lib.core.io import UserError
+
+if TYPE_CHECKING:
+    from stages.lib.core.settings import Split
 
 SPLITS = ("train", "validation", "test")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -88,32 +91,39 @@ def read_image(path: Path, size: int, max_pixels: int) -> np.ndarray:
         raise Unreadable(f"unreadable image ({type(error).__name__})") from None
 
 
+def _link_target(entry: Path, real_root: Path) -> tuple[Path | None, str]:
+    """Where a symlink leads when it resolves inside the data folder; else None and why it is not followed."""
+    try:
+        target = entry.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, "broken or looping symlink, not followed"
+    if not target.is_relative_to(real_root):
+        return None, "symlink outside the data folder, not followed"
+    return target, ""
+
+
 def _walk(folder: Path, root: Path, real_root: Path, skipped: list[str]) -> list[Path]:
     """The regular files under `folder`, sorted; hidden and symlinked folders, and symlinks that leave the data
-    folder, loop or dangle, are skipped and listed instead."""
-    files = []
-    for entry in sorted(folder.iterdir()):
-        where = entry.relative_to(root)
-        if entry.name.startswith("."):
-            skipped.append(f"{where}{'/' if entry.is_dir() else ''}: hidden, not read")
-            continue
-        if entry.is_symlink():
-            try:
-                target = entry.resolve(strict=True)
-            except (OSError, RuntimeError):
-                skipped.append(f"{where}: broken or looping symlink, not followed")
+    folder, loop or dangle, are skipped and listed instead. Iterative: any folder depth is walked."""
+    files, pending = [], [folder]
+    while pending:
+        below = []
+        for entry in sorted(pending.pop().iterdir()):
+            where = entry.relative_to(root)
+            if entry.name.startswith("."):
+                skipped.append(f"{where}{'/' if entry.is_dir() else ''}: hidden, not read")
                 continue
-            if not target.is_relative_to(real_root):
-                skipped.append(f"{where}: symlink outside the data folder, not followed")
-                continue
-            if target.is_dir():
-                skipped.append(f"{where}/: symlinked folder, not followed")
-                continue
-        if entry.is_dir():
-            files.extend(_walk(entry, root, real_root, skipped))
-        elif entry.is_file():
-            files.append(entry)
-    return files
+            if entry.is_symlink():
+                target, why = _link_target(entry, real_root)
+                if target is None or target.is_dir():
+                    skipped.append(f"{where}/: symlinked folder, not followed" if target else f"{where}: {why}")
+                    continue
+            if entry.is_dir():
+                below.append(entry)
+            elif entry.is_file():
+                files.append(entry)
+        pending.extend(reversed(below))
+    return sorted(files)
 
 
 def load_folder(
@@ -162,15 +172,11 @@ def _walk_classes(root: Path, real_root: Path, skipped: list[str]) -> list[Path]
         if entry.name.startswith(".") or not (entry.is_dir() or entry.is_symlink()):
             continue
         if entry.is_symlink():
-            try:
-                target = entry.resolve(strict=True)
-            except (OSError, RuntimeError):
-                skipped.append(f"{entry.name}/: broken or looping symlink, not followed")
+            target, why = _link_target(entry, real_root)
+            if target is not None and not target.is_dir():
                 continue
-            if not target.is_dir():
-                continue
-            if not target.is_relative_to(real_root):
-                skipped.append(f"{entry.name}/: class folder is a symlink outside the data folder, not followed")
+            if target is None:
+                skipped.append(f"{entry.name}/: class folder is a {why}")
                 continue
         folders.append(entry)
     return folders
@@ -207,9 +213,7 @@ def content_hash(image: np.ndarray) -> str:
     return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
 
 
-def split_indices(
-    labels: np.ndarray, hashes: list[str], fractions: dict[str, float], seed: int
-) -> dict[str, np.ndarray]:
+def split_indices(labels: np.ndarray, hashes: list[str], fractions: Split, seed: int) -> dict[str, np.ndarray]:
     """Stratified, seeded train/validation/test indices; identical images always land in the same split."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[int]] = {}
@@ -219,8 +223,8 @@ def split_indices(
     for label in np.unique(labels):
         members = [g for g in groups.values() if labels[g[0]] == label]
         order = rng.permutation(len(members))
-        n_test = max(1, round(len(members) * fractions["test"]))
-        n_validation = max(1, round(len(members) * fractions["validation"]))
+        n_test = max(1, round(len(members) * fractions.test))
+        n_validation = max(1, round(len(members) * fractions.validation))
         if len(members) - n_test - n_validation < 1:
             raise UserError(
                 f"class {int(label)} has {len(members)} distinct images; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
-from stages.lib.core import trace
-from stages.lib.core.io import UserError
+from stages.lib.core import settings
+from stages.lib.core.io import UserError, cut, quote
+from stages.lib.core.settings import Settings
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
 WEIGHTS = ("bundled", "imagenet", None)
@@ -49,16 +49,6 @@ Check = Callable[[str, Any], None]
 MAX_BYTES = 1 << 20
 # How deep params.yaml may nest (the default nests 5 deep): deeper is refused before it is built.
 MAX_DEPTH = 32
-# An error line quotes at most this much of a bad value (a 10 MB list stays a one-line error).
-QUOTE_CHARACTERS = 120
-
-
-def quote(value: Any) -> str:
-    """A short repr of a value for an error line: nested and long values are cut with `...`."""
-    short = reprlib.Repr()
-    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother, short.maxlong = 3, 8, 6, 60, 60, 40
-    text = short.repr(value)
-    return text if len(text) <= QUOTE_CHARACTERS else text[: QUOTE_CHARACTERS - 3] + "..."
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -372,8 +362,8 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def load(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate the params file."""
+def load(path: str | Path = "params.yaml") -> Settings:
+    """Read and validate the params file, as typed sections."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read(MAX_BYTES + 1)
@@ -392,10 +382,10 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     except MarkedYAMLError as error:
         raise UserError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     except YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {_cut(str(error).splitlines()[0])}") from None
+        raise UserError(f"{path} is not valid YAML: {cut(str(error).splitlines()[0])}") from None
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
-    return trace.RecordingDict(validate(params))
+    return settings.build(settings.Settings, validate(params))
 
 
 def check_structure(text: str) -> None:
@@ -405,7 +395,7 @@ def check_structure(text: str) -> None:
     for event in YAML(typ="safe", pure=True).parse(text):
         if isinstance(event, AliasEvent):
             raise ValueError(
-                f"line {event.start_mark.line + 1}: a YAML alias (*{_cut(str(event.anchor))}); "
+                f"line {event.start_mark.line + 1}: a YAML alias (*{cut(str(event.anchor))}); "
                 "params.yaml takes no anchors or aliases, write the value out"
             )
         if isinstance(event, CollectionStartEvent):
@@ -420,11 +410,7 @@ def _yaml_problem(error: MarkedYAMLError) -> str:
     """The parser's problem and where: `line 12: found duplicate key "seed" ...`."""
     mark = error.problem_mark or error.context_mark
     where = f"line {mark.line + 1}: " if mark is not None else ""
-    return where + _cut(error.problem or error.context or str(error).splitlines()[0])
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= QUOTE_CHARACTERS else text[: QUOTE_CHARACTERS - 3] + "..."
+    return where + cut(error.problem or error.context or str(error).splitlines()[0])
 
 
 def read_yaml(text: str) -> Any:

@@ -6,6 +6,10 @@ No heavy imports here: a stage that needs only a path must not depend on TensorF
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stages.lib.core.settings import Convert, Settings
 
 PREPARED = Path("data/prepared")
 # elpv cells the default task leaves out (p = 1/3, 2/3), and the teacher's soft labels for students.
@@ -22,6 +26,8 @@ TRAIN_METRICS, DEPLOY_METRICS, PREPARE_METRICS = (
     Path("metrics/deploy.json"),
     Path("metrics/prepare.json"),
 )
+# What the on-demand student search stored (benchmarks/student_search.py); the report shows it.
+SEARCH_FRONTIER = Path("benchmarks/results/student_search/frontier.json")
 REPORT, SUMMARY, REPORT_FIGURES = Path("metrics/report.md"), Path("metrics/summary.json"), Path("plots/report")
 
 
@@ -102,18 +108,18 @@ def variant_name(model: str, fmt: str) -> str:
     return f"{model}_{fmt}"
 
 
-def converted_formats(params: dict, model: str) -> list[str]:
+def converted_formats(convert: Convert, model: str) -> list[str]:
     """The files `convert-<model>` writes: `convert.formats`, plus `<format>_sparse` for each of
     `convert.sparse_formats` when the model is pruned."""
-    sparse = [f"{fmt}_sparse" for fmt in params["convert"]["sparse_formats"]]
-    return [*params["convert"]["formats"], *(sparse if model.startswith("pruned/") else [])]
+    sparse = [f"{fmt}_sparse" for fmt in convert.sparse_formats]
+    return [*convert.formats, *(sparse if model.startswith("pruned/") else [])]
 
 
-def variants(params: dict) -> list[tuple[str, str]]:
+def variants(params: Settings) -> list[tuple[str, str]]:
     """Every (model, format) the pipeline evaluates under these params: the report's rows, in order.
 
     Built from params, never from the files on disk: DVC leaves the outputs of stages that left the DAG.
     """
-    models = ["baseline", *(pruned_model(sparsity) for sparsity in params["prune"]["sweep"])]
-    rows = [(model, fmt) for model in models for fmt in converted_formats(params, model)]
-    return rows + [("deploy", "int8")] + [(student_model(name), "int8") for name in params["students"]["run"]]
+    models = ["baseline", *(pruned_model(sparsity) for sparsity in params.prune.sweep)]
+    rows = [(model, fmt) for model in models for fmt in converted_formats(params.convert, model)]
+    return rows + [("deploy", "int8")] + [(student_model(name), "int8") for name in params.students.run]

@@ -5,7 +5,7 @@ AUC)."""
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -14,6 +14,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
+
+if TYPE_CHECKING:
+    from stages.lib.core.settings import Threshold
 
 
 def best_accuracy_thresholds(probabilities: np.ndarray, labels: np.ndarray, decimals: int) -> np.ndarray:
@@ -46,14 +49,14 @@ def logistic_threshold(probabilities: np.ndarray, labels: np.ndarray, clip: floa
     return float(1 / (1 + np.exp(intercept / slope))) if slope > 0 else 0.5
 
 
-def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, config: dict[str, Any]) -> float:
+def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, config: Threshold) -> float:
     """A model's decision threshold from its validation predictions, by params.yaml's `threshold` section."""
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
-    if config["rule"] == "logistic":
-        return logistic_threshold(probabilities, labels, config["logit_clip"])
-    if config["rule"] == "accuracy":
-        return accuracy_threshold(probabilities, labels, config["accuracy_decimals"])
-    raise ValueError(f"unknown threshold rule {config['rule']!r}; expected logistic or accuracy")
+    if config.rule == "logistic":
+        return logistic_threshold(probabilities, labels, config.logit_clip)
+    if config.rule == "accuracy":
+        return accuracy_threshold(probabilities, labels, config.accuracy_decimals)
+    raise ValueError(f"unknown threshold rule {config.rule!r}; expected logistic or accuracy")
 
 
 def wilson_interval(successes: int, total: int, confidence: float) -> tuple[float, float]:

@@ -21,23 +21,6 @@ FILES_READ: set[str] = set()
 _IGNORED = ("stages/", ".dvc/", ".git/", ".venv/", "params.yaml", "dvc.yaml", "dvc.lock")
 
 
-class RecordingDict(dict):
-    """A params mapping that records the dotted path of every key read from it."""
-
-    def __init__(self, values: dict, prefix: str = "") -> None:
-        super().__init__(values)
-        self._prefix = prefix
-
-    def __getitem__(self, key: str) -> Any:
-        value = super().__getitem__(key)
-        path = f"{self._prefix}{key}"
-        PARAMS_READ.add(path)
-        return RecordingDict(value, f"{path}.") if isinstance(value, dict) else value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-
 def params_read() -> list[str]:
     """The keys read, most specific only (`train.batch_size`, not also `train`)."""
     return sorted(p for p in PARAMS_READ if not any(q.startswith(f"{p}.") for q in PARAMS_READ))

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from stages.lib.core.io import UserError
+from stages.lib.core.io import UserError, quote
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -76,15 +76,10 @@ class _LazyTensor:
             valid = self.offset <= size
         if not valid:
             raise ValueError(
-                f"tensor with shape {_short(self.shape)}, stride {_short(self.stride)} and offset "
-                f"{_short(self.offset)} reads outside its storage of {size} values: a corrupt or crafted checkpoint; "
+                f"tensor with shape {quote(self.shape)}, stride {quote(self.stride)} and offset "
+                f"{quote(self.offset)} reads outside its storage of {size} values: a corrupt or crafted checkpoint; "
                 "use an untouched copy of the file"
             )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, shape: tuple, stride: tuple, *_ignored: Any) -> _LazyTensor:
@@ -159,12 +154,12 @@ def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
         file_bytes = os.fstat(handle.fileno()).st_size
         for key in keys:
             if key not in storages:
-                raise ValueError(f"storage {_short(key)} is listed but no tensor uses it")
+                raise ValueError(f"storage {quote(key)} is listed but no tensor uses it")
             storage = storages[key]
             (count,) = struct.unpack("<q", handle.read(8))
             wanted = count * storage.dtype.itemsize
             if count != storage.size or wanted > file_bytes - handle.tell():
-                raise ValueError(f"storage {_short(key)} declares {count} values; the file is truncated or crafted")
+                raise ValueError(f"storage {quote(key)} declares {count} values; the file is truncated or crafted")
             storage.array = np.frombuffer(handle.read(wanted), dtype=storage.dtype)
     if not isinstance(state, dict):
         raise ValueError(f"expected a state_dict, found {type(state).__name__}")

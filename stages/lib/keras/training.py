@@ -184,8 +184,9 @@ def monitor(metric: str) -> tuple[str, str]:
     return f"val_{metric}", "min" if metric == "loss" else "max"
 
 
-def class_weights(params: dict[str, Any], labels: np.ndarray) -> dict[int, float] | None:
-    return data.class_weights(labels) if params["train"]["class_weight"] == "balanced" else None
+def class_weights(class_weight: str | None, labels: np.ndarray) -> dict[int, float] | None:
+    """`train.class_weight`: balanced weights from the labels, or none."""
+    return data.class_weights(labels) if class_weight == "balanced" else None
 
 
 def threshold_and_test_probabilities(

@@ -65,11 +65,14 @@ def flash(row: dict[str, Any]) -> str:
     return f"{row['flash_bytes']:,} B int8_lut ({row['size_bytes']:,} B int8)"
 
 
-def arena(row: dict[str, Any]) -> str:
-    """The TFLM arena; for a patch-based deployment, all the RAM it holds (largest part's arena, buffer, image)."""
-    if not row["tflm_arena_bytes"]:
+def ram(row: dict[str, Any]) -> str:
+    """The RAM a board needs for the model (what the board fit counts), with its TFLM arena: the arena and the image,
+    and in patches the largest part's arena, the block-output buffer and the image."""
+    if not row["ram_bytes"]:
         return "–"
-    return f"{row['tflm_arena_bytes']:,} B" + (" (all RAM, in patches)" if row.get("deployment") else "")
+    return f"{row['ram_bytes']:,} B (arena {row['tflm_arena_bytes']:,} B" + (
+        ", in patches)" if row.get("deployment") else ")"
+    )
 
 
 def tflm_accuracy(tflm: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from stages.lib.core import scores
+from stages.lib.core.settings import Students
 
 BASELINE = "baseline_float32"
 
@@ -48,11 +49,11 @@ def on_tflm(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def distillation_gains(
-    rows: list[dict[str, Any]], params: dict[str, Any], resamples: int, seed: int, confidence: float
+    rows: list[dict[str, Any]], students: Students, resamples: int, seed: int, confidence: float
 ) -> list[dict[str, Any]]:
     """Each distilled student against its control (the same shape trained on labels alone), when both ran, on
     TFLite Micro's answers over the test split (what the devices would give)."""
-    shapes, ran = params["students"]["shapes"], params["students"]["run"]
+    shapes, ran = students.shapes, students.run
     by_name = {row["model"].split("/", 1)[1]: row for row in rows if row["model"].startswith("students/")}
     gains = []
     for name in ran:
@@ -60,11 +61,10 @@ def distillation_gains(
         controls = [
             other
             for other in ran
-            if not shapes[other]["distill"]
-            and (shapes[other]["image_size"], shapes[other]["stop_after_block"])
-            == (shape["image_size"], shape["stop_after_block"])
+            if not shapes[other].distill
+            and (shapes[other].image_size, shapes[other].stop_after_block) == (shape.image_size, shape.stop_after_block)
         ]
-        if shape["distill"] and controls:
+        if shape.distill and controls:
             change = paired(on_tflm(by_name[controls[0]]), on_tflm(by_name[name]), resamples, seed, confidence)
             gains.append({"student": name, "control": controls[0], **change})
     return gains

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from stages.lib.core.params import RANKINGS  # noqa: E402
+from stages.lib.core.settings import Board  # noqa: E402
 
 MB = 1e6
 
@@ -172,23 +174,26 @@ def training_curves(live_folders: dict[str, Path], path: Path) -> None:
     plt.close(grid.figure)
 
 
-RAM_AXIS, FLASH_AXIS = "RAM: TFLite Micro arena (log scale)", "flash: the bytes a board stores (log scale)"
+RAM_AXIS, FLASH_AXIS = (
+    "RAM: TFLite Micro arena + image (+ block-output buffer in patches; log scale)",
+    "flash: the bytes a board stores (log scale)",
+)
 
 
-def ram_budget(board: dict[str, Any]) -> float:
-    """The largest arena a board takes: its larger RAM less the reserve."""
-    return max(board["sram_bytes"], board["psram_bytes"]) - board["ram_reserve_bytes"]
+def ram_budget(board: Board) -> float:
+    """The most RAM a board gives a model: its larger RAM less the reserve."""
+    return max(board.sram_bytes, board.psram_bytes) - board.ram_reserve_bytes
 
 
-def flash_budget(board: dict[str, Any]) -> float:
+def flash_budget(board: Board) -> float:
     """The largest model a board stores: its flash less the reserve, shared by its images."""
-    return (board["flash_bytes"] - board["flash_reserve_bytes"]) / board["flash_images"]
+    return (board.flash_bytes - board.flash_reserve_bytes) / board.flash_images
 
 
 def board_pick(
     rows: list[dict[str, Any]],
     name: str,
-    board: dict[str, Any],
+    board: Board,
     choice: dict[str, Any],
     rank_by: str,
     level: str,
@@ -197,12 +202,12 @@ def board_pick(
     """One board's choice: every int8 model's validation score against RAM and flash, the board's limits, and for
     each candidate the `level` paired interval of its difference from the best, drawn from the best's score (dashed):
     a bar that reaches the dashed line is a tie. The pick is a star."""
-    measured = [r for r in rows if r["tflm_arena_bytes"]]
+    measured = [r for r in rows if r["ram_bytes"]]
     differences = choice.get("differences_from_best", {})
     best = next((r for r in measured if r["variant"] == choice.get("best")), None)
     figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
     for axes, key, budget, xlabel in (
-        (ram_axes, "tflm_arena_bytes", ram_budget, RAM_AXIS),
+        (ram_axes, "ram_bytes", ram_budget, RAM_AXIS),
         (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
     ):
         for number, row in enumerate(measured, 1):
@@ -226,19 +231,19 @@ def board_pick(
         axes.legend(fontsize=7, loc="lower right")
     ram_axes.set_ylabel(f"{RANKINGS[rank_by]} (bar: {level} paired interval from the best)")
     figure.suptitle(
-        f"{name}: {board['description']}. Filled: candidates (blue: tied with the best); hollow: does not fit or "
+        f"{name}: {board.description}. Filled: candidates (blue: tied with the best); hollow: does not fit or "
         "below the floor",
         fontsize=9,
     )
     _save_with_key(figure, measured, 0.81, path, left=0.06, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
 
 
-def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, Any]], level: str, path: Path) -> None:
+def accuracy_vs_memory(rows: list[dict[str, Any]], boards: Mapping[str, Board], level: str, path: Path) -> None:
     """Test accuracy against RAM and against stored flash for every int8 model, with each board's budget as a line."""
-    measured = [r for r in rows if r["tflm_arena_bytes"]]
+    measured = [r for r in rows if r["ram_bytes"]]
     figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
     for axes, key, budget, xlabel in (
-        (ram_axes, "tflm_arena_bytes", ram_budget, RAM_AXIS),
+        (ram_axes, "ram_bytes", ram_budget, RAM_AXIS),
         (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
     ):
         xs = [r[key] for r in measured]
@@ -253,3 +258,46 @@ def accuracy_vs_memory(rows: list[dict[str, Any]], boards: dict[str, dict[str, A
         axes.legend(fontsize=7, loc="lower right")
     figure.suptitle("What fits a board: accuracy against the memory a microcontroller pays for (lines: budgets)")
     _save_with_key(figure, measured, 0.81, path, left=0.05, right=0.8, bottom=0.12, top=0.9, wspace=0.08)
+
+
+def search_frontier(entry: dict[str, Any], name: str, board: Board, level: str, path: Path) -> None:
+    """One board's searched student space (`benchmarks/student_search.py`): each candidate's int8 validation AUC
+    against RAM and flash, the board's limits, and for the fully trained ones the `level` paired interval of their
+    difference from the best, drawn from the best's AUC (dashed). Crosses: the proxy's AUC of candidates not trained
+    in full (a shorter recipe, so lower); hollow: does not fit. The pick is a star."""
+    rows = entry["candidates"]
+    best = next((row for row in rows if row["name"] == entry.get("best")), None)
+    figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
+    for axes, key, budget, xlabel in (
+        (ram_axes, "ram_bytes", ram_budget, "RAM: TFLite Micro arena, plus buffers in patches (log scale)"),
+        (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
+    ):
+        for row in rows:
+            x = row[key]
+            if row["full_auc"] is None:
+                axes.plot(x, row["proxy_auc"], "x", ms=4, color="grey" if row["fits"] else "lightgrey")
+            elif "difference_from_best" in row:
+                difference, y = row["difference_from_best"], row["full_auc"]
+                low, high = best["full_auc"] + difference["low"], best["full_auc"] + difference["high"]
+                colour = sns.color_palette()[0] if row["name"] in entry["tied"] else "grey"
+                axes.errorbar(x, y, yerr=[[max(0, y - low)], [max(0, high - y)]], fmt="o", ms=5, color=colour)
+            else:
+                axes.plot(x, row["full_auc"], "o", ms=5, mfc="none", color="grey")
+            if row["name"] == entry.get("pick"):
+                axes.plot(x, row["full_auc"], "*", ms=16, color=sns.color_palette()[3], label=f"pick: {row['name']}")
+                axes.annotate(
+                    row["name"], (x, row["full_auc"]), fontsize=7, xytext=(6, -10), textcoords="offset points"
+                )
+        if best is not None:
+            axes.axhline(best["full_auc"], color="black", linestyle="--", linewidth=1, label=f"best: {best['name']}")
+        axes.axvline(budget(board), color="black", linestyle=":", label="limit")
+        axes.set(xscale="log", xlabel=xlabel)
+        byte_ticks(axes)
+        axes.legend(fontsize=7, loc="lower right")
+    ram_axes.set_ylabel(f"int8 validation ROC AUC (bar: {level} paired interval from the best)")
+    figure.suptitle(
+        f"{name}: {board.description}. Dots: trained in full (blue: tied with the best; hollow: does not fit); "
+        "crosses: proxy only",
+        fontsize=9,
+    )
+    _save(figure, path)

@@ -28,8 +28,8 @@ def model(row: dict[str, Any]) -> dict[str, float | int]:
         "bytes": row["size_bytes"],
         "ms": round(row["latency_ms"]["median"], MS_DECIMALS),
     }
-    if row["tflm_arena_bytes"]:
-        values |= {"stored": row["flash_bytes"], "arena": row["tflm_arena_bytes"]}
+    if row["ram_bytes"]:
+        values |= {"stored": row["flash_bytes"], "ram": row["ram_bytes"]}
     return values
 
 

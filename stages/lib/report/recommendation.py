@@ -10,6 +10,7 @@ import numpy as np
 
 from stages.lib.core import scores
 from stages.lib.core.params import RANKINGS
+from stages.lib.core.settings import Report
 from stages.lib.report import boards, cells
 
 # What the floor applies to: LiteRT int8 accuracy on the validation split (set by `evaluate` for int8 files).
@@ -69,8 +70,8 @@ def smallest_sizes(pool: list[dict[str, Any]], size_tolerance: float) -> list[di
     smallest counting as equal."""
     flash = min(row["flash_bytes"] for row in pool)
     pool = [row for row in pool if _within(row["flash_bytes"], flash, size_tolerance)]
-    arena = min(row["tflm_arena_bytes"] for row in pool)
-    return [row for row in pool if _within(row["tflm_arena_bytes"], arena, size_tolerance)]
+    ram = min(row["ram_bytes"] for row in pool)
+    return [row for row in pool if _within(row["ram_bytes"], ram, size_tolerance)]
 
 
 def smallest(pool: list[dict[str, Any]], size_tolerance: float) -> dict[str, Any]:
@@ -85,18 +86,16 @@ def below_floor(fitting: list[dict[str, Any]], floor: float) -> str:
     return f" (below it: {', '.join(left_out)})" if left_out else ""
 
 
-def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def recommend(rows: list[dict[str, Any]], config: Report, confidence: float, seed: int) -> dict[str, dict[str, Any]]:
     """Per board: the chosen model with why, or the true reason nothing is recommended."""
-    config = params["report"]
-    floor, tolerance, rank_by = config["accuracy_floor"], config["size_tolerance"], config["rank_by"]
-    confidence = params["statistics"]["confidence"]
-    bootstrap = (config["bootstrap_resamples"], params["seed"], confidence)
-    measured = [row for row in rows if row["tflm_arena_bytes"]]
+    floor, tolerance, rank_by = config.accuracy_floor, config.size_tolerance, config.rank_by
+    bootstrap = (config.bootstrap_resamples, seed, confidence)
+    measured = [row for row in rows if row["ram_bytes"]]
     # The AUCs' bootstrap draws are the same for every board: draw them once for every candidate.
     table = auc_table(measured, *bootstrap[:2]) if rank_by == "validation_roc_auc" else None
     result = {}
-    for name, board in config["targets"].items():
-        fits = {row["variant"]: boards.fit(row["flash_bytes"], row["tflm_arena_bytes"], board) for row in measured}
+    for name, board in config.targets.items():
+        fits = {row["variant"]: boards.fit(row["flash_bytes"], row["ram_bytes"], board) for row in measured}
         fitting = [row for row in measured if fits[row["variant"]]["fits"]]
         good = [row for row in fitting if row[FLOOR_ON] >= floor]
         if good:
@@ -110,6 +109,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 "size_bytes": row["size_bytes"],
                 "flash_bytes": row["flash_bytes"],
                 "tflm_arena_bytes": row["tflm_arena_bytes"],
+                "ram_bytes": row["ram_bytes"],
                 "arena_memory": fit["arena_memory"],
                 "ram_use": fit["ram_use"],
                 "flash_use": fit["flash_use"],
@@ -119,7 +119,7 @@ def recommend(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, d
                 # Every candidate's validation score minus the best's, paired; `tied` lists the pick's equals.
                 "differences_from_best": differences,
                 "tied": tied,
-                "reason": f"the smallest (flash, then arena, sizes within {tolerance:.0%} equal; then the fewest MACs) "
+                "reason": f"the smallest (flash, then RAM, sizes within {tolerance:.0%} equal; then the fewest MACs) "
                 f"of the {len(tied)} "
                 f"models whose {RANKINGS[rank_by]} is not significantly below the best's ({best['variant']}, "
                 f"{best[rank_by]:.4f}; {cells.level(confidence)} paired bootstrap interval of the difference reaches "

@@ -9,6 +9,7 @@ import numpy as np
 
 from stages.lib.core import paths
 from stages.lib.core.io import UserError, read_json
+from stages.lib.core.settings import Settings
 
 
 def lut_compressed(row: dict[str, Any]) -> bool:
@@ -31,50 +32,56 @@ def _read(path: Any) -> Any:
     return read_json(path)
 
 
-def _sparsity_target(model: str, params: dict[str, Any]) -> float:
+def _sparsity_target(model: str, params: Settings) -> float:
     if model.startswith("pruned/"):
         return float(model.split("/", 1)[1])
-    return params["prune"]["sparsity"] if model == "deploy" else 0.0
+    return params.prune.sparsity if model == "deploy" else 0.0
 
 
-def collect(params: dict[str, Any]) -> list[dict[str, Any]]:
+def collect(params: Settings) -> list[dict[str, Any]]:
     """Join each variant's evaluate, convert (or deploy) and per-image results into one row."""
     return [_row(model, fmt, params) for model, fmt in paths.variants(params)]
 
 
-def _size_and_note(model: str, fmt: str, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _size_and_note(model: str, fmt: str, params: Settings) -> tuple[dict[str, Any], str]:
     """The variant's convert (or deploy) record, and the note that says what the variant is."""
     if model == "deploy":
-        method, clusters = params["deploy"]["method"], params["deploy"]["clusters"]
-        note = f"pruned {params['prune']['sparsity']:.0%} + {method.upper()} int8"
+        method, clusters = params.deploy.method, params.deploy.clusters
+        note = f"pruned {params.prune.sparsity:.0%} + {method.upper()} int8"
         return _read(paths.DEPLOY_METRICS), note + (f" ({clusters} clusters)" if method == "pcqat" else "")
     size = _read(paths.convert_metrics_path(model))[fmt]
     if not model.startswith("students/"):
         return size, FORMAT_NOTES.get(fmt, fmt)
-    shape = params["students"]["shapes"][model.split("/", 1)[1]]
-    note = f"Lite0 to block {shape['stop_after_block']}, {shape['image_size']} px, " + (
-        "distilled" if shape["distill"] else "labels only"
+    shape = params.students.shapes[model.split("/", 1)[1]]
+    note = f"Lite0 to block {shape.stop_after_block}, {shape.image_size} px, " + (
+        "distilled" if shape.distill else "labels only"
     )
-    if shape["patches"]:
-        grid, block = shape["patches"]["grid"], shape["patches"]["through_block"]
+    if shape.patches:
+        grid, block = shape.patches.grid, shape.patches.through_block
         note += f", blocks to {block} in {grid}×{grid} patches"
     return size, note
 
 
-def _stored(model: str, size: dict[str, Any], evaluation: dict[str, Any]) -> tuple[int, int | None, dict | None]:
-    """What a board stores and the arena it needs: the deploy model under TFLM's look-up-table compression where it
+def _stored(
+    model: str, size: dict[str, Any], evaluation: dict[str, Any]
+) -> tuple[int, int | None, int | None, dict | None]:
+    """What a board stores and the RAM it needs: the deploy model under TFLM's look-up-table compression where it
     shrinks (`micro`; the arena then adds the decompression scratch); a student stripped, its clustered kernels as
-    look-up-table indices where that shrinks them (`student`). Returns flash bytes, arena bytes and the LUT record."""
-    flash, arena, lut = size.get("device_bytes", size["size_bytes"]), evaluation.get("tflm_arena_bytes"), None
+    look-up-table indices where that shrinks them (`student`). Returns flash bytes, the arena (the largest part's in
+    patches), the RAM (the arena plus what the runner holds outside it: the image, a patch deployment's block-output
+    buffer) and the LUT record."""
+    flash, lut = size.get("device_bytes", size["size_bytes"]), None
+    arena, ram = evaluation.get("tflm_arena_bytes"), evaluation.get("ram_bytes")
     if model == "deploy":
         lut = _read(paths.MICRO_METRICS).get("int8_lut")
-        flash, arena = (lut["size_bytes"], lut["tflm_arena_bytes"]) if lut else (flash, arena)
+        if lut:
+            flash, arena, ram = lut["size_bytes"], lut["tflm_arena_bytes"], ram - arena + lut["tflm_arena_bytes"]
     elif model.startswith("students/"):
         lut = size.get("lut")
-    return flash, arena, lut
+    return flash, arena, ram, lut
 
 
-def _row(model: str, fmt: str, params: dict[str, Any]) -> dict[str, Any]:
+def _row(model: str, fmt: str, params: Settings) -> dict[str, Any]:
     evaluation = _read(paths.evaluate_metrics_path(model, fmt))
     size, note = _size_and_note(model, fmt, params)
     sparsity_target = _sparsity_target(model, params)
@@ -83,7 +90,7 @@ def _row(model: str, fmt: str, params: dict[str, Any]) -> dict[str, Any]:
         pruned_layers = _read(paths.prune_metrics_path(sparsity_target))["sparsity_measured"]["prunable"]
     elif model == "deploy":
         pruned_layers = size["sparsity_after_pruning"]["prunable"]
-    flash, arena, lut = _stored(model, size, evaluation)
+    flash, arena, ram, lut = _stored(model, size, evaluation)
     predictions = _read(paths.confusion_path(model, fmt))
     validation = _read(paths.validation_predictions_path(model, fmt))
     # Students are also run on TFLite Micro over the whole test split (`evaluate-student`).
@@ -114,8 +121,10 @@ def _row(model: str, fmt: str, params: dict[str, Any]) -> dict[str, Any]:
         "flash_bytes": flash,
         "lut": lut,
         "clustering": size.get("clustering"),  # a student's (`student`)
-        # The arena the stored model needs (a compressed one adds TFLM's decompression scratch).
+        # The arena the stored model needs (a compressed one adds TFLM's decompression scratch; in patches, the
+        # largest part's), and the RAM a board needs for it: what the board fit counts.
         "tflm_arena_bytes": arena,
+        "ram_bytes": ram,
         "tflm": evaluation.get("tflm"),
         # A patch-based deployment's parts and their arenas (students with `patches`).
         "deployment": evaluation.get("deployment"),

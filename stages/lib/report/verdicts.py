@@ -7,6 +7,7 @@ from typing import Any
 
 from stages.lib.core.params import SHARE_QUANTILES
 from stages.lib.core.paths import variant_name
+from stages.lib.core.settings import Claims, Report
 from stages.lib.report import cells
 from stages.lib.report.comparison import BASELINE, paired
 from stages.lib.report.rows import find
@@ -65,12 +66,12 @@ def translated_accuracy(claimed: float, reference_baseline: float, our_baseline:
     return claimed - reference_baseline + our_baseline
 
 
-def conclusions(rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, str]]:
+def conclusions(rows: list[dict[str, Any]], config: Report, confidence: float, seed: int) -> list[dict[str, str]]:
     """Each claim of the reference report with our evidence and a verdict computed from the rows."""
-    claims, level = params["report"]["claims"], cells.level(params["statistics"]["confidence"])
-    bootstrap = (params["report"]["bootstrap_resamples"], params["seed"], params["statistics"]["confidence"])
+    claims, level = config.claims, cells.level(confidence)
+    bootstrap = (config.bootstrap_resamples, seed, confidence)
     out = _quantization_claims(rows, claims, level)
-    out += _pruning_claims(rows, claims, params["report"]["size_tolerance"], bootstrap, level)
+    out += _pruning_claims(rows, claims, config.size_tolerance, bootstrap, level)
     out += _hybrid_claims(rows, claims, level)
     out.append(
         _claim(
@@ -86,9 +87,9 @@ def _claim(claim: str, evidence: str, verdict: str) -> dict[str, str]:
     return {"claim": claim, "evidence": evidence, "verdict": verdict}
 
 
-def _quantization_claims(rows: list[dict[str, Any]], claims: dict[str, Any], level: str) -> list[dict[str, str]]:
+def _quantization_claims(rows: list[dict[str, Any]], claims: Claims, level: str) -> list[dict[str, str]]:
     """Post-training quantization costs little accuracy; float16 and int8 run faster."""
-    margin, ratio, share = claims["small_cost_pp"], claims["faster_ratio"], claims["faster_share"]
+    margin, ratio, share = claims.small_cost_pp, claims.faster_ratio, claims.faster_share
     out = []
     for fmt in ("float16", "dynamic", "int8"):
         row = find(rows, f"baseline_{fmt}")
@@ -115,11 +116,11 @@ def _quantization_claims(rows: list[dict[str, Any]], claims: dict[str, Any], lev
 
 
 def _pruning_claims(
-    rows: list[dict[str, Any]], claims: dict[str, Any], tolerance: float, bootstrap: tuple, level: str
+    rows: list[dict[str, Any]], claims: Claims, tolerance: float, bootstrap: tuple, level: str
 ) -> list[dict[str, str]]:
     """Moderate pruning costs little, accuracy declines past the knee, the file shrinks only after compression and
     dense kernels run no faster."""
-    margin, ratio, share = claims["small_cost_pp"], claims["faster_ratio"], claims["faster_share"]
+    margin, ratio, share = claims.small_cost_pp, claims.faster_ratio, claims.faster_share
     knee = REFERENCE_KNEE_SPARSITY
     base = find(rows, BASELINE)
     pruned = sorted(
@@ -183,10 +184,10 @@ def _pruned_file_claims(
     ]
 
 
-def _hybrid_claims(rows: list[dict[str, Any]], claims: dict[str, Any], level: str) -> list[dict[str, str]]:
+def _hybrid_claims(rows: list[dict[str, Any]], claims: Claims, level: str) -> list[dict[str, str]]:
     """The reference report's hybrid (pruned + int8) and our deploy model: smaller, cheap and accurate."""
-    margin, base = claims["small_cost_pp"], find(rows, BASELINE)
-    high = translated_accuracy(claims["high_accuracy"], claims["reference_baseline_accuracy"], base["accuracy"])
+    margin, base = claims.small_cost_pp, find(rows, BASELINE)
+    high = translated_accuracy(claims.high_accuracy, claims.reference_baseline_accuracy, base["accuracy"])
     hybrid = REFERENCE_HYBRID_SPARSITY
     candidates = [find(rows, variant_name(f"pruned/{hybrid}", "int8")), find(rows, "deploy_int8")]
     out = []
@@ -205,10 +206,9 @@ def _hybrid_claims(rows: list[dict[str, Any]], claims: dict[str, Any], level: st
                 costs_little(change, margin),
             ),
             _claim(
-                f"{name}: accuracy above {claims['high_accuracy']:.0%} (reference scale), i.e. above {high:.1%} on "
-                "ours.",
+                f"{name}: accuracy above {claims.high_accuracy:.0%} (reference scale), i.e. above {high:.1%} on ours.",
                 f"{row['accuracy']:.1%} ({level} CI {low:.1%}-{high_ci:.1%}); threshold "
-                f"{claims['high_accuracy']:.0%} - {claims['reference_baseline_accuracy']:.0%} + our baseline "
+                f"{claims.high_accuracy:.0%} - {claims.reference_baseline_accuracy:.0%} + our baseline "
                 f"{base['accuracy']:.1%}",
                 above(row["accuracy_ci"], high),
             ),

@@ -224,3 +224,8 @@ def multiply_accumulates(path: Model) -> int:
 def input_size(interpreter: Interpreter) -> int:
     """The square input resolution a model expects."""
     return int(interpreter.get_input_details()[0]["shape"][1])
+
+
+def input_bytes(interpreter: Interpreter) -> int:
+    """One input image as a board holds it: height x width x channels bytes (8-bit pixels)."""
+    return int(np.prod(interpreter.get_input_details()[0]["shape"][1:]))

@@ -163,12 +163,12 @@ def student_clusters() -> str:
     return "\n".join(lines)
 
 
-def student_lut_trade(summary: dict, params_targets: Mapping[str, Board]) -> str:
-    """docs/decisions.md: `b10_96` as the default run stores it, and as the committed run with `clusters: 8` stored
-    it (benchmarks/results/student_b10_96_clustered_run.json)."""
+def student_lut_trade(params_targets: Mapping[str, Board]) -> str:
+    """docs/decisions.md: `b10_96` as the default run of 4b2daa2 stored it, and as a committed run with `clusters: 8`
+    stored it (benchmarks/results/student_b10_96_{plain,clustered}_run.json)."""
     clustered = json.loads((TIMES / "student_b10_96_clustered_run.json").read_text())
     clustered["ram_bytes"] = clustered["tflm_arena_bytes"]  # recorded when that key held a deployment's whole RAM
-    plain = summary["variants"]["student_b10_96_int8"]
+    plain = json.loads((TIMES / "student_b10_96_plain_run.json").read_text())
     names = list(params_targets)
     lines = [
         "| `b10_96` stored | flash | RAM | int8 validation AUC | TFLM test accuracy | "
@@ -177,13 +177,57 @@ def student_lut_trade(summary: dict, params_targets: Mapping[str, Board]) -> str
         "|---|---|---|---|---|" + "---|" * len(names),
     ]
     for label, row, accuracy in (
-        ("stripped (the default)", plain, plain["tflm"]["accuracy"]),
+        ("stripped", plain, plain["tflm_test_accuracy"]),
         ("clustered to 8, look-up tables", clustered, clustered["tflm_test_accuracy"]),
     ):
         estimates = " | ".join(f"{boards_lib.estimated_ms(row, params_targets[name]):,.0f}" for name in names)
         lines.append(
             f"| {label} | {row['flash_bytes']:,} B | {row['ram_bytes']:,} B | {row['validation_roc_auc']:.4f} "
             f"| {accuracy:.1%} | {estimates} |"
+        )
+    return "\n".join(lines)
+
+
+def student_search() -> str:
+    """docs/decisions.md: the on-demand student search (benchmarks/results/student_search/): per board what fits, the
+    best, the pick and its ties; the architectures trained in full with their proxy and full AUC; the rank
+    correlation."""
+    record = json.loads((TIMES / "student_search/frontier.json").read_text())
+    proxies = {r["name"]: r["auc"] for r in map(json.loads, (TIMES / "student_search/proxy.jsonl").open())}
+    fulls = {r["name"]: r for r in map(json.loads, (TIMES / "student_search/full.jsonl").open())}
+    correlation = record["proxy_rank_correlation"]
+    lines = [
+        f"{record['searched']} candidates ({record['architectures']} architectures × patch plans × clusters); "
+        f"proxy ({record['space']['proxy']['epochs']} fine-tune epochs) against the full recipe over the "
+        f"{correlation['architectures']} architectures trained in full: Spearman ρ = {correlation['spearman']:.2f} "
+        f"(p = {correlation['p_value']:.3g}).",
+        "",
+        "| architecture | proxy AUC | full int8 validation AUC | clustered to 8 | train s (full) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in sorted(fulls.items(), key=lambda item: -item[1]["auc"]["None"]):
+        lines.append(
+            f"| `{name}` | {proxies[name]:.4f} | {row['auc']['None']:.4f} | {row['auc']['8']:.4f} "
+            f"| {row['train_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "| board | fit / searched | best (full AUC) | pick: RAM, flash, AUC | candidates tied with the best |",
+        "|---|---|---|---|---|",
+    ]
+    for board, entry in record["boards"].items():
+        rows = {row["name"]: row for row in entry["candidates"]}
+        fitting = sum(row["fits"] for row in entry["candidates"])
+        if entry["pick"] is None:
+            lines.append(f"| {board} | {fitting} / {len(rows)} | – | nothing trained fits | – |")
+            continue
+        best, pick = rows[entry["best"]], rows[entry["pick"]]
+        tied = f"{len(entry['tied'])} of {len(entry['tied_architectures'])} architectures: " + ", ".join(
+            f"`{arch}`" for arch in entry["tied_architectures"]
+        )
+        lines.append(
+            f"| {board} | {fitting} / {len(rows)} | `{best['name']}` ({best['full_auc']:.4f}) | `{pick['name']}`: "
+            f"{pick['ram_bytes']:,} B, {pick['flash_bytes']:,} B, {pick['full_auc']:.4f} | {tied} |"
         )
     return "\n".join(lines)
 
@@ -327,7 +371,8 @@ def documents() -> dict[Path, str]:
                 "pick_seeds": pick_seeds(),
                 "exp_show": dashboard("dvc exp show"),
                 "student_clusters": student_clusters(),
-                "student_lut_trade": student_lut_trade(summary, targets),
+                "student_lut_trade": student_lut_trade(targets),
+                "student_search": student_search(),
             },
         ),
     }

@@ -52,9 +52,9 @@ def lines(record: dict[str, Any], level: str) -> list[str]:
         if entry["pick"] is None:
             out.append(f"| {board} | {len(fitting)} / {len(rows)} | 0 | none | none | |")
             continue
-        tied = ", ".join(f"`{name}`" for name in entry["tied"] if name != entry["pick"])
+        tied = f"{len(entry['tied'])}, of " + ", ".join(f"`{arch}`" for arch in entry["tied_architectures"])
         out.append(
             f"| {board} | {len(fitting)} / {len(rows)} | {len(trained)} | {_candidate(rows, entry['best'])} "
-            f"| {_candidate(rows, entry['pick'])} | {tied or 'none'} |"
+            f"| {_candidate(rows, entry['pick'])} | {tied} |"
         )
     return out

@@ -43,7 +43,7 @@ from stages.lib.core import params as params_lib  # noqa: E402
 from stages.lib.core.settings import Board, Settings, Shape, Students  # noqa: E402
 from stages.lib.keras import conversion  # noqa: E402
 from stages.lib.keras import model as model_lib  # noqa: E402
-from stages.lib.report import boards, search  # noqa: E402
+from stages.lib.report import boards, recommendation, search  # noqa: E402
 from stages.lib.runtime import litert, lut, patching, tflm  # noqa: E402
 
 SPACE = ROOT / "benchmarks/student_search.yaml"
@@ -303,6 +303,9 @@ def frontier(space: dict[str, Any], params: Settings, measured: dict, proxied: d
                     "ram_bytes": record["ram_bytes"],
                     "flash_bytes": record["flash_bytes"],
                     "fits": fit["fits"],
+                    "ram_use": round(fit["ram_use"], 4),
+                    "flash_use": round(fit["flash_use"], 4),
+                    "macs": record["macs"],
                     "estimated_ms": round(record["macs"] * rate / 1e6, 1),
                     "proxy_auc": proxied.get(record["arch"], {}).get("auc"),
                     "full_auc": table[key][0] if key in table else None,
@@ -319,7 +322,10 @@ def frontier(space: dict[str, Any], params: Settings, measured: dict, proxied: d
             for row in scored:
                 row["difference_from_best"] = {k: round(v, 4) for k, v in differences[row["full_key"]].items()}
             tied = [row for row in scored if differences[row["full_key"]]["high"] >= 0]
-            pick = min(tied, key=lambda row: (row["flash_bytes"], row["ram_bytes"]))
+            # The report's rule (`recommendation.smallest`): flash, then RAM, sizes within `report.size_tolerance`
+            # equal; then the fewest MACs.
+            candidates = [{**row, "variant": row["name"], "multiply_accumulates": row["macs"]} for row in tied]
+            pick = recommendation.smallest(candidates, params.report.size_tolerance)
             entry |= {"best": best["name"], "pick": pick["name"], "tied": [row["name"] for row in tied]}
             entry["tied_architectures"] = sorted({row["arch"] for row in tied})
         result["boards"][board] = entry

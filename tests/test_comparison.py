@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from conftest import ROOT
+from stages.lib.core import params as params_lib
+from stages.lib.core.settings import Shape
 from stages.lib.report import comparison
+
+PARAMS = params_lib.load(ROOT / "params.yaml")
 
 
 def _row(variant: str, correct: list[int], size: int = 100) -> dict:
@@ -43,10 +50,9 @@ def test_students_are_compared_on_their_tflite_micro_answers():
     comparison.compare_to_baseline([base, student, control], resamples=500, seed=0, confidence=0.95)
     assert student["accuracy_change"]["pp"] == 0 and student["tflm_accuracy_change"]["pp"] == pytest.approx(-10)
     assert "tflm_accuracy_change" not in base
-    shapes = {"b7_64": {"distill": True}, "b7_64_labels": {"distill": False}}
-    for shape in shapes.values():
-        shape.update(image_size=64, stop_after_block=7)
-    params = {"students": {"shapes": shapes, "run": ["b7_64", "b7_64_labels"]}}
-    (gain,) = comparison.distillation_gains([base, student, control], params, resamples=500, seed=0, confidence=0.95)
+    shape = Shape(64, 7, {}, True, 16, 3, None, None)
+    shapes = {"b7_64": shape, "b7_64_labels": replace(shape, distill=False)}
+    students = replace(PARAMS.students, shapes=shapes, run=("b7_64", "b7_64_labels"))
+    (gain,) = comparison.distillation_gains([base, student, control], students, resamples=500, seed=0, confidence=0.95)
     assert (gain["student"], gain["control"]) == ("b7_64", "b7_64_labels")
     assert gain["pp"] == pytest.approx(-5)  # 90 % against 95 % on TFLM; on LiteRT it would be +20

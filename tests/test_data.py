@@ -68,7 +68,7 @@ def test_a_class_too_small_for_the_splits_is_refused():
         data.split_indices(
             np.array([0] * 10 + [1] * 2),
             [str(i) for i in range(12)],
-            {"train": 0.7, "validation": 0.15, "test": 0.15},
+            Split(train=0.7, validation=0.15, test=0.15),
             0,
         )
 

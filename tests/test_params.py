@@ -75,7 +75,7 @@ BAD = [
     ("firmware.arena_margin", 2, "firmware.arena_margin"),
     ("report.rank_tolerance", 0.005, "report.rank_tolerance"),  # gone: the message says what decides ties now
     ("report.rank_by", "test_accuracy", "report.rank_by"),  # the test split decides nothing
-    ("students.shapes.b7_96.fine_tune_from_block", 8, "students.shapes.b7_96.fine_tune_from_block"),  # ends at 7
+    ("students.shapes.b7_96_c8.fine_tune_from_block", 8, "students.shapes.b7_96_c8.fine_tune_from_block"),  # ends at 7
     ("students.shapes.b7_96.patches", {"grid": 1, "through_block": 2}, "students.shapes.b7_96.patches.grid"),
     ("students.shapes.b7_96.patches", {"grid": 2}, "students.shapes.b7_96.patches.through_block"),  # missing
     # The tail must hold at least one block: b7_96 ends at 7.

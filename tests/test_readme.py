@@ -17,7 +17,7 @@ def test_readme_results_block_equals_the_metrics():
 
 
 def test_the_blocks_show_every_variant_and_every_board():
-    import yaml
+    from stages.lib.core import params
 
     sys.path.insert(0, str(ROOT / "tools"))
     import readme_results
@@ -27,7 +27,7 @@ def test_the_blocks_show_every_variant_and_every_board():
     assert results.count("\n| ") == len(summary["variants"])  # a row per variant below the header
     deploy = summary["variants"]["deploy_int8"]
     assert f"| `deploy_int8` | {deploy['accuracy']:.1%} |" in results
-    targets = yaml.safe_load((ROOT / "params.yaml").read_text())["report"]["targets"]
+    targets = params.load(ROOT / "params.yaml").report.targets
     assert readme_results.boards(summary, targets).count("\n| ") == len(summary["recommendation"])
 
 

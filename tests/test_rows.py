@@ -71,7 +71,7 @@ def test_rows_follow_the_sweep_not_the_stale_files(tmp_path: Path, monkeypatch):
     assert "pruned_90_int8" in variants and "pruned_50_int8_sparse" in variants
     assert not any(name.startswith(("pruned_70", "pruned_80")) for name in variants)
     assert variants[0] == "baseline_float32" and "deploy_int8" in variants
-    assert variants[-3:] == ["student_b10_96_int8", "student_b7_96_int8", "student_b7_96_labels_int8"]
+    assert variants[-3:] == ["student_b7_96_c8_int8", "student_b7_96_p2t2_c8_int8", "student_b7_96_p2t2_c8_labels_int8"]
     assert len(variants) == 4 + 2 * (4 + 1) + 1 + 3  # baseline, two sweeps (+ sparse), deploy, three students
 
 
@@ -79,11 +79,11 @@ def test_students_carry_their_tflite_micro_answers(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write_run(_params([0.5]))
     by_variant = {row["variant"]: row for row in rows.collect(_params([0.5]))}
-    assert by_variant["student_b7_96_int8"]["correct"] == [1, 0]
-    assert by_variant["student_b7_96_int8"]["tflm_correct"] == [0, 1]
-    # The default students run blocks 0-2 in patches; their notes say so.
-    assert by_variant["student_b7_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
-    assert by_variant["student_b10_96_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
+    assert by_variant["student_b7_96_p2t2_c8_int8"]["correct"] == [1, 0]
+    assert by_variant["student_b7_96_p2t2_c8_int8"]["tflm_correct"] == [0, 1]
+    # A student that runs blocks 0-2 in patches says so in its note; a whole-image one does not.
+    assert by_variant["student_b7_96_p2t2_c8_int8"]["note"].endswith("blocks to 2 in 2×2 patches")
+    assert by_variant["student_b7_96_c8_int8"]["note"].endswith("distilled")
     assert by_variant["deploy_int8"]["tflm_correct"] is None  # its TFLM run is `micro`'s, on its own images
 
 
@@ -102,16 +102,16 @@ def test_a_board_stores_a_students_device_file(tmp_path: Path, monkeypatch):
     """Stripped (and compressed where that shrank it) by `student`: its bytes, with the arena `evaluate` measured."""
     monkeypatch.chdir(tmp_path)
     _write_run(_params([0.5]))
-    evaluation = json.loads(paths.evaluate_metrics_path("students/b10_96", "int8").read_text())
+    evaluation = json.loads(paths.evaluate_metrics_path("students/b7_96_c8", "int8").read_text())
     write_json(
-        paths.evaluate_metrics_path("students/b10_96", "int8"),
+        paths.evaluate_metrics_path("students/b7_96_c8", "int8"),
         evaluation | {"tflm_arena_bytes": 777, "ram_bytes": 777 + 3072},
     )
     lut = {"kernels": 3, "kernel_bytes_int8": 40, "kernel_bytes_lut": 20}
     for compressed in (None, lut):
         converted = {"size_bytes": 100, "compressed_bytes": 50, "device_bytes": 60, "lut": compressed}
-        write_json(paths.convert_metrics_path("students/b10_96"), {"int8": converted})
-        row = rows.find(rows.collect(_params([0.5])), "student_b10_96_int8")
+        write_json(paths.convert_metrics_path("students/b7_96_c8"), {"int8": converted})
+        row = rows.find(rows.collect(_params([0.5])), "student_b7_96_c8_int8")
         assert (row["flash_bytes"], row["size_bytes"], row["tflm_arena_bytes"], row["ram_bytes"]) == (
             60,
             100,

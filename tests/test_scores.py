@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from stages.lib.core import scores
+from stages.lib.core.settings import Threshold
 
 
-def _rule(rule: str) -> dict:
+def _rule(rule: str) -> Threshold:
     """params.yaml's `threshold` section with this rule."""
-    return {"rule": rule, "logit_clip": 1e-4, "accuracy_decimals": 4}
+    return Threshold(rule=rule, logit_clip=1e-4, accuracy_decimals=4)
 
 
 def test_classification_scores_by_hand():

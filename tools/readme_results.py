@@ -43,13 +43,14 @@ def boards(summary: dict, params_targets: Mapping[str, Board]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, choice in summary["recommendation"].items():
-        description = params_targets[name].description.split(" (")[0]
+        description = params_targets[name].description.split(" (")[0].split(" / ")[0]
         if not choice["variant"]:
             lines.append(f"| {description} | nothing fits (see `metrics/report.md`) | – | – | – | – |")
             continue
         row = summary["variants"][choice["variant"]]
         tflm = row["tflm"]["accuracy"] if row.get("tflm") else summary["micro"]["tflm_accuracy"]
         others = [_short(variant) for variant in choice["tied"] if variant != choice["variant"]]
+        others = others[:2] + ([f"+{len(others) - 2} (report)"] if len(others) > 2 else [])
         lines.append(
             f"| {description} | `{_short(choice['variant'])}` | {', '.join(others) or 'none'} | {tflm:.1%} "
             f"| {row['ram_bytes']:,} B ({choice['ram_use']:.0%}) "
@@ -222,7 +223,7 @@ def student_search() -> str:
             lines.append(f"| {board} | {fitting} / {len(rows)} | – | nothing trained fits | – |")
             continue
         best, pick = rows[entry["best"]], rows[entry["pick"]]
-        tied = f"{len(entry['tied'])} of {len(entry['tied_architectures'])} architectures: " + ", ".join(
+        tied = f"{len(entry['tied'])} candidates, of {len(entry['tied_architectures'])} architectures: " + ", ".join(
             f"`{arch}`" for arch in entry["tied_architectures"]
         )
         lines.append(

@@ -269,7 +269,7 @@ def search_frontier(entry: dict[str, Any], name: str, board: Board, level: str, 
     best = next((row for row in rows if row["name"] == entry.get("best")), None)
     figure, (ram_axes, flash_axes) = plt.subplots(1, 2, figsize=(15, 5.5), sharey=True)
     for axes, key, budget, xlabel in (
-        (ram_axes, "ram_bytes", ram_budget, "RAM: TFLite Micro arena, plus buffers in patches (log scale)"),
+        (ram_axes, "ram_bytes", ram_budget, RAM_AXIS),
         (flash_axes, "flash_bytes", flash_budget, FLASH_AXIS),
     ):
         for row in rows:

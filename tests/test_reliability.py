@@ -104,13 +104,13 @@ def test_queued_experiments_compare_in_exp_show(repo: Path):
 
 def test_an_experiment_runs_again_in_a_clone_without_the_committed_outputs(repo: Path, tmp_path: Path):
     """A clone without a remote has none of the committed run's cached outputs. A second `dvc exp run --temp` there,
-    and a third with a value changed, must run: DVC once restored `teacher` from the run cache and then failed on the
-    committed `models/baseline` it never had (`failed to load directory`)."""
+    with a value changed, must run: DVC once restored `teacher` from the run cache on the second run and then failed
+    on the committed `models/baseline` it never had (`failed to load directory`)."""
     run_tool([*GIT, "add", "-A"], repo)
     run_tool([*GIT, "commit", "-qm", "tiny results"], repo, check=False)  # already committed by another test
     clone = tmp_path / "clone"
     run_tool(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    for extra in ([], [], ["-S", "deploy.learning_rate=0.00003"]):
+    for extra in ([], ["-S", "deploy.learning_rate=0.00003"]):
         result = run_tool(["dvc", "exp", "run", "--temp", *extra, "teacher"], clone)
         # It ran `teacher` or found its outputs unchanged (the first run's are in the clone's cache by then).
         output = result.stdout + result.stderr

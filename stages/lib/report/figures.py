@@ -190,6 +190,24 @@ def flash_budget(board: Board) -> float:
     return (board.flash_bytes - board.flash_reserve_bytes) / board.flash_images
 
 
+def _tie_bar(axes: plt.Axes, x: float, y: float, best: float, difference: dict[str, float], tied: bool) -> None:
+    """A candidate with the paired interval of its difference from the best, drawn from the best's score: blue when
+    it is tied (the bar reaches the best's line), grey when it is significantly worse."""
+    colour = sns.color_palette()[0] if tied else "grey"
+    low, high = best + difference["low"], best + difference["high"]
+    axes.errorbar(x, y, yerr=[[max(0, y - low)], [max(0, high - y)]], fmt="o", ms=5, color=colour)
+
+
+def _board_limits(axes: plt.Axes, limit: float, xlabel: str, best: tuple[float, str] | None) -> None:
+    """The best's score (dashed) and the board's limit (dotted) on a log byte axis, with the legend."""
+    if best is not None:
+        axes.axhline(best[0], color="black", linestyle="--", linewidth=1, label=f"best: {best[1]}")
+    axes.axvline(limit, color="black", linestyle=":", label="limit")
+    axes.set(xscale="log", xlabel=xlabel)
+    byte_ticks(axes)
+    axes.legend(fontsize=7, loc="lower right")
+
+
 def board_pick(
     rows: list[dict[str, Any]],
     name: str,
@@ -214,21 +232,13 @@ def board_pick(
             x, y = row[key], row[rank_by]
             variant = row["variant"]
             if variant in differences:  # a candidate: fits and clears the floor
-                tied = variant in choice["tied"]
-                colour = sns.color_palette()[0] if tied else "grey"
-                low, high = best[rank_by] + differences[variant]["low"], best[rank_by] + differences[variant]["high"]
-                axes.errorbar(x, y, yerr=[[max(0, y - low)], [max(0, high - y)]], fmt="o", ms=5, color=colour)
+                _tie_bar(axes, x, y, best[rank_by], differences[variant], variant in choice["tied"])
             else:  # does not fit, or below the accuracy floor
                 axes.plot(x, y, "o", ms=5, mfc="none", color="grey")
             if variant == choice["variant"]:
                 axes.plot(x, y, "*", ms=16, color=sns.color_palette()[3], label="pick")
             axes.annotate(str(number), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        if best is not None:
-            axes.axhline(best[rank_by], color="black", linestyle="--", linewidth=1, label=f"best: {best['variant']}")
-        axes.axvline(budget(board), color="black", linestyle=":", label="limit")
-        axes.set(xscale="log", xlabel=xlabel)
-        byte_ticks(axes)
-        axes.legend(fontsize=7, loc="lower right")
+        _board_limits(axes, budget(board), xlabel, best and (best[rank_by], best["variant"]))
     ram_axes.set_ylabel(f"{RANKINGS[rank_by]} (bar: {level} paired interval from the best)")
     figure.suptitle(
         f"{name}: {board.description}. Filled: candidates (blue: tied with the best); hollow: does not fit or "
@@ -277,10 +287,8 @@ def search_frontier(entry: dict[str, Any], name: str, board: Board, level: str, 
             if row["full_auc"] is None:
                 axes.plot(x, row["proxy_auc"], "x", ms=4, color="grey" if row["fits"] else "lightgrey")
             elif "difference_from_best" in row:
-                difference, y = row["difference_from_best"], row["full_auc"]
-                low, high = best["full_auc"] + difference["low"], best["full_auc"] + difference["high"]
-                colour = sns.color_palette()[0] if row["name"] in entry["tied"] else "grey"
-                axes.errorbar(x, y, yerr=[[max(0, y - low)], [max(0, high - y)]], fmt="o", ms=5, color=colour)
+                tied = row["name"] in entry["tied"]
+                _tie_bar(axes, x, row["full_auc"], best["full_auc"], row["difference_from_best"], tied)
             else:
                 axes.plot(x, row["full_auc"], "o", ms=5, mfc="none", color="grey")
             if row["name"] == entry.get("pick"):
@@ -288,12 +296,7 @@ def search_frontier(entry: dict[str, Any], name: str, board: Board, level: str, 
                 axes.annotate(
                     row["name"], (x, row["full_auc"]), fontsize=7, xytext=(6, -10), textcoords="offset points"
                 )
-        if best is not None:
-            axes.axhline(best["full_auc"], color="black", linestyle="--", linewidth=1, label=f"best: {best['name']}")
-        axes.axvline(budget(board), color="black", linestyle=":", label="limit")
-        axes.set(xscale="log", xlabel=xlabel)
-        byte_ticks(axes)
-        axes.legend(fontsize=7, loc="lower right")
+        _board_limits(axes, budget(board), xlabel, best and (best["full_auc"], best["name"]))
     ram_axes.set_ylabel(f"int8 validation ROC AUC (bar: {level} paired interval from the best)")
     figure.suptitle(
         f"{name}: {board.description}. Dots: trained in full (blue: tied with the best; hollow: does not fit); "

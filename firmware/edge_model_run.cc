@@ -40,6 +40,8 @@ bool QuantOk(const Quant& quant) {
 Status Validate(const Plan& plan) {
   if (!SizeOk(plan.image_rows, plan.image_cols, plan.channels)) return kInvalidPlan;
   if (plan.patch_count < 0 || plan.patch_count > kMaxPatches) return kInvalidPlan;
+  if (plan.output_count < 1 || plan.output_count > kMaxClasses) return kInvalidPlan;
+  if (plan.threshold_int8 < -128 || plan.threshold_int8 > 128) return kInvalidPlan;
   if (plan.input_quant == nullptr || plan.output_quant == nullptr) return kInvalidPlan;
   for (int part = 0; part <= plan.patch_count; ++part) {
     if (!QuantOk(plan.input_quant[part]) || !QuantOk(plan.output_quant[part])) return kInvalidPlan;
@@ -90,7 +92,7 @@ Status FillInput(const Plan& plan, const uint8_t* image, const Region& region, i
 }  // namespace
 
 Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const PartRunner& runner,
-           float* probability) {
+           float* probabilities, int* class_index) {
   if (Validate(plan) != kOk) return kInvalidPlan;  // once: everything below may trust the plan
   const int tail = plan.patch_count;
   const size_t needed = ValidBufferBytes(plan);
@@ -126,8 +128,13 @@ Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer
   size_t output_bytes = 0;
   const int8_t* output = runner.invoke(runner.context, tail, &output_bytes);
   if (output == nullptr) return kPartFailed;
-  if (output_bytes != 1) return kShapeMismatch;
-  *probability = Dequantize(output[0], plan.output_quant[tail]);
+  if (output_bytes != static_cast<size_t>(plan.output_count)) return kShapeMismatch;
+  int best = 0;
+  for (int i = 0; i < plan.output_count; ++i) {
+    probabilities[i] = Dequantize(output[i], plan.output_quant[tail]);
+    if (output[i] > output[best]) best = i;
+  }
+  *class_index = plan.output_count == 1 ? (output[0] >= plan.threshold_int8 ? 1 : 0) : best;
   return kOk;
 }
 

@@ -1,5 +1,5 @@
 // edge-opt's reference runner: executes any plan the pipeline emits (one whole-image model, or patch models then a
-// tail) on one uint8 image and returns P(class 1), exactly as the report measured it. Plain C++17, no dynamic
+// tail) on one uint8 image and returns the class and the probabilities, exactly as the report measured them. Plain C++17, no dynamic
 // allocation, no TFLite Micro dependency: the caller supplies a PartRunner that runs part i on its interpreter
 // (see tflm_adapter.cc for the TFLite Micro calls).
 #pragma once
@@ -30,6 +30,8 @@ struct Plan {
   int buffer_rows, buffer_cols, buffer_channels;  // the assembled block output (int8, in the tail's quantization)
   const Quant* input_quant;              // per part: its input tensor's quantization
   const Quant* output_quant;             // per part: its output tensor's quantization
+  int output_count;    // the final output's values: 1 (P(class 1) of a two-class model) or one per class (softmax)
+  int threshold_int8;  // output_count 1: class 1 when the int8 output >= this (128: never); unused otherwise
 };
 
 // Runs the parts on whatever interpreter the application has. `begin` prepares part i (e.g. builds its
@@ -53,6 +55,8 @@ enum Status : int {
 constexpr int kMaxPatches = 64;
 // The largest image or block-output buffer a plan may describe, in bytes.
 constexpr long long kMaxPlanBytes = 1LL << 30;
+// The most classes a plan may have.
+constexpr int kMaxClasses = 1024;
 
 // float -> int8 in `q`: round half to even, saturate (what the pipeline's quantize_input does).
 int8_t Quantize(float value, Quant q);
@@ -61,15 +65,19 @@ float Dequantize(int8_t value, Quant q);
 
 // kOk when every number of the plan is usable: positive image and buffer sizes within kMaxPlanBytes, 0 <= patch_count
 // <= kMaxPatches, every region non-empty and inside the image (input) or the buffer (output), every scale positive and
-// finite, every zero point an int8. Otherwise kInvalidPlan. Run calls it before it reads or writes a byte.
+// finite, every zero point an int8, 1 <= output_count <= kMaxClasses, -128 <= threshold_int8 <= 128. Otherwise
+// kInvalidPlan. Run calls it before it reads or writes a byte.
 Status Validate(const Plan& plan);
 
 // RAM the runner itself needs beside the arena and the image: the assembled block output (0 for a whole model, and
 // for a plan that Validate refuses).
 size_t BufferBytes(const Plan& plan);
 
-// P(class 1) for one image (HWC uint8, plan.image_rows x image_cols x channels). `buffer` holds BufferBytes(plan).
+// One image (HWC uint8, plan.image_rows x image_cols x channels): its class in `class_index` and the final output
+// dequantized in `probabilities` (plan.output_count values: P(class 1) for a two-class model, whose class is
+// output >= threshold_int8; else each class's probability, and the class is the first largest int8 output).
+// `buffer` holds BufferBytes(plan). Nothing is written to `probabilities` or `class_index` unless it returns kOk.
 Status Run(const Plan& plan, const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const PartRunner& runner,
-           float* probability);
+           float* probabilities, int* class_index);
 
 }  // namespace edge

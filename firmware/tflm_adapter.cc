@@ -47,12 +47,11 @@ const int8_t* Invoke(void*, int part, size_t* output_bytes) {
 // Call once at start-up.
 bool EdgeModelSetup() { return edge_model_register_operators(resolver); }
 
-// One classification of a preprocessed image (edge_model_image_size^2 x 3 uint8, see edge_model.h).
-bool EdgeModelClassify(const uint8_t* image, float* probability, bool* positive) {
+// One classification of a preprocessed image (edge_model_image_size^2 x 3 uint8, see edge_model.h): the class
+// (an index into edge_model_class_names) and the model's output dequantized (edge_model_output_count values: P(class
+// 1) for two classes, every class's probability for more).
+bool EdgeModelClassify(const uint8_t* image, int* class_index, float (&probabilities)[edge_model_output_count]) {
   const edge::PartRunner runner{nullptr, Begin, Invoke};
-  if (edge::Run(edge_model_plan, image, block_output, edge_model_buffer_bytes, runner, probability) != edge::kOk) {
-    return false;
-  }
-  *positive = *probability >= edge_model_threshold;
-  return true;
+  return edge::Run(edge_model_plan, image, block_output, edge_model_buffer_bytes, runner, probabilities,
+                   class_index) == edge::kOk;
 }

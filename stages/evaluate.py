@@ -59,7 +59,7 @@ def main() -> None:
     # The decision threshold is the one its Keras model chose on the validation split.
     threshold = read_json(paths.keras_folder(args.model) / paths.META_FILE)["threshold"]
     result = scores.classification_scores(labels, probabilities, threshold, params.statistics.confidence)
-    predicted = probabilities >= threshold
+    predicted = scores.decide(probabilities, threshold)
     result.update(file_measures(args, path, kernels, threads, predicted, threshold))
     result.update(latency(interpreter, path, images[0], originals[0], threads, runs))
     if deployment is not None:  # one part at a time in one arena, plus the assembled block output and the image
@@ -83,19 +83,21 @@ def main() -> None:
         micro_scores = scores.classification_scores(labels, micro, threshold, params.statistics.confidence)
         keys = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy")
         result["tflm"] = {key: micro_scores[key] for key in keys}
-        write_json(paths.tflm_confusion_path(args.model, args.format), confusion(labels, micro >= threshold))
+        write_json(
+            paths.tflm_confusion_path(args.model, args.format), confusion(labels, scores.decide(micro, threshold))
+        )
     write_outputs(args, result, labels, predicted, validation_labels, validation)
 
 
 def file_measures(
-    args: argparse.Namespace, path: Path, kernels: str, threads: int, predicted: np.ndarray, threshold: float
+    args: argparse.Namespace, path: Path, kernels: str, threads: int, predicted: np.ndarray, threshold: float | None
 ) -> dict[str, Any]:
     """What the file is (size, zeros, MACs) and how often it agrees with the Keras baseline's decisions."""
     keras_baseline = np.load(paths.keras_folder("baseline") / paths.PROBABILITIES_FILE)
     baseline_threshold = read_json(paths.keras_folder("baseline") / paths.META_FILE)["threshold"]
     return {
         "variant": paths.variant_name(args.model, args.format),
-        "agreement_with_keras_baseline": float((predicted == (keras_baseline >= baseline_threshold)).mean()),
+        "agreement_with_keras_baseline": float((predicted == scores.decide(keras_baseline, baseline_threshold)).mean()),
         "threshold": threshold,
         "kernels": kernels,
         "num_threads": threads,
@@ -166,7 +168,7 @@ def write_outputs(
     write_json(paths.confusion_path(args.model, args.format), confusion(labels, predicted))
     write_json(
         paths.validation_predictions_path(args.model, args.format),
-        {"labels": [int(label) for label in validation_labels], "probabilities": [float(p) for p in validation]},
+        {"labels": [int(label) for label in validation_labels], "probabilities": validation.tolist()},
     )
     write_json(paths.evaluate_metrics_path(args.model, args.format), result)
     print(

@@ -1,9 +1,9 @@
 """Stage `firmware`: for every board, the firmware contract of the model the report recommends: `edge_model.h` (the
-plan, every part's quantization, the preprocessing, the threshold, the operators, the arena and the RAM and flash
-counted), `edge_model_data.cc` (the model's bytes as the board stores them, or a patch deployment's blob) and the
-reference runner that executes the plan (`firmware/`), which the tests run on the host against the pipeline's own
-answers. A model stored under TFLite Micro's look-up-table compression (`micro`'s int8_lut, a clustered student's
-device file) comes with a note on building TFLM for it."""
+plan, every part's quantization, the preprocessing, the classes and the decision, the operators, the arena and the
+RAM and flash counted), `edge_model_data.cc` (the model's bytes as the board stores them, or a patch deployment's
+blob) and the reference runner that executes the plan (`firmware/`), which the tests run on the host against the
+pipeline's own answers. A model stored under TFLite Micro's look-up-table compression (`micro`'s int8_lut, a
+clustered student's device file) comes with a note on building TFLM for it."""
 
 from __future__ import annotations
 
@@ -52,11 +52,11 @@ def board_model(row: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None, dict
 
 
 def write_board(
-    folder: Path, description: str, variant: str, row: dict[str, Any], positive_class: str, arena_margin: float
+    folder: Path, description: str, variant: str, row: dict[str, Any], classes: list[str], arena_margin: float
 ) -> None:
     """One board's folder: the contract header, the model's bytes, the runner (and the note for a compressed model)."""
     data, plan, ram = board_model(row)
-    write_contract(folder, f"{description}: {variant}", data, plan, ram, row, positive_class, arena_margin)
+    write_contract(folder, f"{description}: {variant}", data, plan, ram, row, classes, arena_margin)
     if rows.lut_compressed(row):
         (folder / "README.txt").write_text(LUT_NOTE)
 
@@ -68,7 +68,7 @@ def write_contract(
     plan: dict[str, Any] | None,
     ram: dict[str, int],
     row: dict[str, Any],
-    positive_class: str,
+    classes: list[str],
     arena_margin: float,
 ) -> None:
     """`edge_model.h`, `edge_model_data.cc` and the runner's sources for the model `data` (a deployment's blob when
@@ -78,7 +78,7 @@ def write_contract(
     parts = [contract.read_part(data, offset) for offset in offsets]
     name = paths.C_ARRAY_NAME
     stored = contract.Stored(parts, plan, row["threshold"], next(iter(ram.values())), ram, len(data))
-    header = contract.header(name, description, stored, positive_class, arena_margin)
+    header = contract.header(name, description, stored, classes, arena_margin)
     (folder / f"{name}.h").write_text(header)
     (folder / f"{name}_data.cc").write_text(c_array.array_source(data, f"{name}_data", f"{name}.h"))
     for file in contract.RUNNER_FILES:
@@ -98,9 +98,7 @@ def main() -> None:
             (folder / board).mkdir()
             description, variant = params.report.targets[board].description, choice["variant"]
             row = summary["variants"][variant]
-            write_board(
-                folder / board, description, variant, row, params.data.positive_class, params.firmware.arena_margin
-            )
+            write_board(folder / board, description, variant, row, summary["classes"], params.firmware.arena_margin)
         write_json(folder / "boards.json", chosen)
     print("firmware: " + "; ".join(f"{board}: {variant}" for board, variant in chosen.items()))
 

@@ -16,16 +16,20 @@ from stages.lib.firmware import c_array
 from stages.lib.runtime import litert, lut, tflm
 
 
-def _agreement(name: str, micro: np.ndarray, other: np.ndarray, threshold: float) -> dict[str, float]:
+def _agreement(name: str, micro: np.ndarray, other: np.ndarray, threshold: float | None) -> dict[str, float]:
     difference = np.abs(micro - other)
     return {
-        f"tflm_{name}_label_agreement": float(((micro >= threshold) == (other >= threshold)).mean()),
+        f"tflm_{name}_label_agreement": float(
+            (scores.decide(micro, threshold) == scores.decide(other, threshold)).mean()
+        ),
         f"tflm_{name}_max_probability_difference": float(difference.max()),
         f"tflm_{name}_median_probability_difference": float(np.median(difference)),
     }
 
 
-def lut_check(compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompressed: np.ndarray, threshold: float):
+def lut_check(
+    compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompressed: np.ndarray, threshold: float | None
+) -> dict:
     """The compressed model on TFLite Micro: its arena (with the decompression scratch), its outputs against the
     uncompressed model's on every image, its accuracy and host time per image."""
     arena = tflm.minimum_arena(compressed)
@@ -38,7 +42,7 @@ def lut_check(compressed: bytes, images: np.ndarray, labels: np.ndarray, uncompr
         "tflm_arena_bytes": arena,
         "tflm_accuracy": scores.accuracy(labels, micro, threshold),
         "tflm_outputs_equal_uncompressed": bool(np.array_equal(micro, uncompressed)),
-        "tflm_images_differing_from_uncompressed": int((micro != uncompressed).sum()),
+        "tflm_images_differing_from_uncompressed": int((micro != uncompressed).reshape(len(labels), -1).any(1).sum()),
         "tflm_host_seconds_per_image": round(seconds_per_image, 4),
     }
 

@@ -59,6 +59,7 @@ def main() -> None:
     write_json(
         paths.PREPARE_METRICS,
         {
+            "classes": classes,
             "images": len(labels),
             "duplicates": len(hashes) - len(set(hashes)),
             "counts": counts,

@@ -223,6 +223,7 @@ def render(
     params: Settings,
     gains: list[dict[str, Any]],
     searched: list[str],
+    classes: list[str],
 ) -> str:
     """The markdown report: `report_template.md`'s prose, filled with the run's numbers and tables."""
     config, claims, level = (
@@ -237,8 +238,7 @@ def render(
     )
     values = {
         "test_images": len(base["correct"]),
-        "rule": params.threshold.rule,
-        "rule_meaning": params_lib.THRESHOLD_RULES[params.threshold.rule],
+        "decision_rule": decision_rule(params.threshold.rule, classes),
         "level": level,
         "resamples": f"{config.bootstrap_resamples:,}",
         "compression": COMPRESSION,
@@ -264,6 +264,19 @@ def render(
         "search": searched,
     }
     return fill(TEMPLATE.read_text(encoding="utf-8"), values, blocks)
+
+
+def decision_rule(rule: str, classes: list[str]) -> str:
+    """How each model decides: its own threshold on P(class 1) for two classes, the argmax for more."""
+    if len(classes) == 2:
+        return (
+            f"Each model's decision threshold is its own, chosen on validation by the `{rule}` rule "
+            f"({params_lib.THRESHOLD_RULES[rule]})."
+        )
+    return (
+        f"{len(classes)} classes ({', '.join(classes)}): each model's decision is its most probable class, and every "
+        "AUC is the macro mean of the one-vs-rest AUCs (the `threshold` rules apply to two classes only)."
+    )
 
 
 def micro_values(micro: dict[str, Any]) -> dict[str, str]:
@@ -360,6 +373,7 @@ def main() -> None:
     bootstrap = (config.bootstrap_resamples, params.seed, params.statistics.confidence)
     table = comparison.compare_to_baseline(rows.collect(params), *bootstrap)
     micro = read_json(paths.MICRO_METRICS)
+    classes = read_json(paths.PREPARE_METRICS)["classes"]
     checks = verdicts.conclusions(table, config, params.statistics.confidence, params.seed)
     advice = recommendation.recommend(table, config, params.statistics.confidence, params.seed)
     gains = comparison.distillation_gains(table, params.students, *bootstrap)
@@ -376,11 +390,12 @@ def main() -> None:
         lives |= {f"prune {s}": paths.live_folder(f"prune/{s}") for s in params.prune.sweep}
         figures.training_curves(lives, folder / "training_curves.png")
         searched = search_section(config.targets, level, folder)
-    write_text(paths.REPORT, render(table, checks, advice, micro, params, gains, searched))
+    write_text(paths.REPORT, render(table, checks, advice, micro, params, gains, searched, classes))
     keep = ("correct", "variant", "validation_labels", "validation_probabilities")
     write_json(
         paths.SUMMARY,
         {
+            "classes": classes,
             "variants": {row["variant"]: {k: v for k, v in row.items() if k not in keep} for row in table},
             "conclusions": checks,
             "recommendation": {

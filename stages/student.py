@@ -116,6 +116,7 @@ def train_student(
         config.dropout,
         shape.stop_after_block,
         params_lib.expand_keep_by_block(shape.expand_keep),
+        classes=len(data.load_classes(paths.PREPARED)),
     )
     fit_config = training.FitConfig(
         head_epochs=config.head_epochs,
@@ -215,7 +216,7 @@ def student_metrics(
     counts: dict[str, int],
     epochs_run: int,
     accuracies: dict[str, float],
-    threshold: float,
+    threshold: float | None,
     train_seconds: float,
 ) -> dict[str, Any]:
     float_accuracy, int8_accuracy = accuracies["float_accuracy"], accuracies["int8_accuracy"]

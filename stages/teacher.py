@@ -17,12 +17,13 @@ from stages.lib.runtime import litert
 
 
 def view_probabilities(interpreter: litert.Interpreter, images: np.ndarray, views: int) -> np.ndarray:
-    """V x N: P(class 1) for each image under each of the first `views` dihedral views."""
+    """V x N (x K): P(class 1) (every class's, for a softmax) for each image under each of the first `views`
+    dihedral views."""
     return np.stack([litert.predict(interpreter, data.dihedral_view(images, view), "teacher") for view in range(views)])
 
 
 def soft_labels(interpreter: litert.Interpreter, images: np.ndarray, views: int) -> np.ndarray:
-    """P(class 1) averaged over the first `views` dihedral views of each image."""
+    """P(class 1) (every class's) averaged over the first `views` dihedral views of each image."""
     return view_probabilities(interpreter, images, views).mean(axis=0)
 
 
@@ -34,7 +35,7 @@ def main() -> None:
     train, validation = data.load_split(paths.PREPARED, "train"), data.load_split(paths.PREPARED, "validation")
     unlabeled = data.load_unlabeled(paths.UNLABELED)
     train_soft = soft_labels(model, train[0], views)
-    unlabeled_soft = soft_labels(model, unlabeled, views) if len(unlabeled) else np.zeros(0, np.float32)
+    unlabeled_soft = soft_labels(model, unlabeled, views) if len(unlabeled) else np.zeros((0, *train_soft.shape[1:]))
     # What averaging the views does to the teacher, measured on validation at the baseline's own threshold.
     per_view = view_probabilities(model, validation[0], views)  # view 0 is the image as it is
     one, averaged = per_view[0], per_view.mean(axis=0)
@@ -50,7 +51,7 @@ def main() -> None:
             "validation_accuracy_one_view": scores.accuracy(validation[1], one, threshold),
             "validation_accuracy_views": scores.accuracy(validation[1], averaged, threshold),
             "train_images": len(train_soft),
-            "train_agreement_with_labels": float(((train_soft >= threshold) == train[1]).mean()),
+            "train_agreement_with_labels": float((scores.decide(train_soft, threshold) == train[1]).mean()),
             "unlabeled_images": len(unlabeled_soft),
             "unlabeled_flagged_share": float((unlabeled_soft >= threshold).mean()) if len(unlabeled_soft) else None,
         },

@@ -31,6 +31,7 @@ def main() -> None:
             architecture.dense_units,
             architecture.dropout,
             architecture.stop_after_block,
+            classes=len(data.load_classes(paths.PREPARED)),
         )
         fit_config = training.FitConfig(
             head_epochs=config.head_epochs,
@@ -66,10 +67,9 @@ def main() -> None:
             "train_seconds": round(time.perf_counter() - started, 1),
         },
     )
-    print(
-        f"train: test accuracy {test_scores['accuracy']:.4f}, balanced {test_scores['balanced_accuracy']:.4f}, "
-        f"threshold {threshold:.3f}"
-    )
+    decision = f"threshold {threshold:.3f}" if threshold is not None else "argmax"
+    accuracy, balanced = test_scores["accuracy"], test_scores["balanced_accuracy"]
+    print(f"train: test accuracy {accuracy:.4f}, balanced {balanced:.4f}, {decision}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 SPLITS = ("train", "validation", "test")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 ELPV_CLASSES = ("functional", "defective")
+# The elpv `defect_levels` task: the four defect probabilities the experts gave (0, 1/3, 2/3, 1), one class each.
+ELPV_LEVEL_CLASSES = ("defect_0", "defect_33", "defect_67", "defect_100")
 
 
 def _elpv() -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +35,9 @@ def _elpv() -> tuple[np.ndarray, np.ndarray]:
 def load_elpv(task: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """The elpv solar cells (300x300 grayscale) as (images, labels, class names) for the given task."""
     images, probabilities = _elpv()
+    if task == "defect_levels":  # every cell, its defect probability's level (0, 1/3, 2/3, 1) as its class
+        levels = np.rint(probabilities * (len(ELPV_LEVEL_CLASSES) - 1)).astype(np.int64)
+        return list(images), levels, list(ELPV_LEVEL_CLASSES)
     if task == "functional_vs_defective":
         keep = (probabilities == 0.0) | (probabilities == 1.0)
     else:  # the data set paper's task: every cell, defective when p >= 0.5
@@ -42,7 +48,7 @@ def load_elpv(task: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
 
 def load_elpv_unlabeled(task: str) -> list[np.ndarray]:
     """The cells a task leaves out, for a teacher to label: p = 1/3 and 2/3 for `functional_vs_defective`;
-    none for `paper`, which uses every cell."""
+    none for `paper` and `defect_levels`, which use every cell."""
     if task != "functional_vs_defective":
         return []
     images, probabilities = _elpv()
@@ -139,10 +145,10 @@ def load_folder(
     skipped: list[str] = []
     folders = _walk_classes(root, real_root, skipped)
     classes = [folder.name for folder in folders]
-    if len(classes) != 2:
+    if len(classes) < 2:
         raise UserError(
-            f"data.source: {root} has {len(classes)} class folders ({', '.join(classes) or 'none'}); "
-            "binary classification needs exactly 2"
+            f"data.source: {root} has {len(classes)} class folder{'s' * (len(classes) != 1)} "
+            f"({', '.join(classes) or 'none'}); a classifier needs 2 or more: add one sub-folder of images per class"
         )
     images, labels = [], []
     for label, folder in enumerate(folders):
@@ -183,7 +189,10 @@ def _walk_classes(root: Path, real_root: Path, skipped: list[str]) -> list[Path]
 
 
 def with_positive_class(labels: np.ndarray, classes: list[str], positive: str) -> tuple[np.ndarray, list[str]]:
-    """Relabel so that `positive` is class 1 (what the model's output means), whatever the names' sort order."""
+    """Relabel so that `positive` is class 1 (what the model's output means), whatever the names' sort order. With
+    more than two classes the model outputs every class's probability: the labels and names stay as they are."""
+    if len(classes) > 2:
+        return labels, classes
     if positive not in classes:
         raise UserError(
             f"params.yaml: `data.positive_class` is {positive!r}, "
@@ -333,23 +342,41 @@ def training_dataset(
 
     rng = np.random.default_rng(seed)
     shape = images.shape[2:] if views_cached else images.shape[1:]
-    signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.float32))
+    signature = (tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, *labels.shape[1:]), tf.float32))
     dataset = tf.data.Dataset.from_generator(
         lambda: training_batches(images, labels, batch_size, augment, rng, views_cached), output_signature=signature
     )
     return dataset.repeat().prefetch(2)
 
 
+def load_classes(folder: str | Path) -> list[str]:
+    """The class names `prepare` wrote, in label order (two: the model's output is P(the second))."""
+    path = Path(folder) / "classes.json"
+    if not path.exists():
+        raise UserError(f"{path} is missing; run `dvc repro prepare` first")
+    return json.loads(path.read_text())
+
+
+def targets(labels: np.ndarray, outputs: int) -> np.ndarray:
+    """Training targets for a head of `outputs` units: the labels as they are for one sigmoid unit, one-hot rows for
+    a softmax over N classes (rows that are already distributions, such as soft labels, pass unchanged)."""
+    labels = np.asarray(labels)
+    if outputs == 1 or labels.ndim == 2:
+        return labels.astype(np.float32)
+    return np.eye(outputs, dtype=np.float32)[labels.astype(np.int64)]
+
+
 def mixed_targets(labels: np.ndarray, soft_labels: np.ndarray, soft_weight: float) -> np.ndarray:
-    """Distillation targets: `soft_weight` x a teacher's soft labels + the rest x the labels (the labels at 0)."""
-    wanted = labels.astype(np.float32)
+    """Distillation targets: `soft_weight` x a teacher's soft labels + the rest x the labels (the labels at 0).
+    N-class soft labels (N x K rows) mix with the one-hot labels."""
+    wanted = targets(labels, soft_labels.shape[1] if soft_labels.ndim == 2 else 1)
     return wanted if soft_weight == 0 else soft_weight * soft_labels + (1 - soft_weight) * wanted
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Weights that make both classes count equally in the loss."""
+    """Weights that make every class count equally in the loss."""
     counts = np.bincount(labels, minlength=2)
-    return {label: float(len(labels) / (2 * count)) for label, count in enumerate(counts)}
+    return {label: float(len(labels) / (len(counts) * count)) for label, count in enumerate(counts)}
 
 
 def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:

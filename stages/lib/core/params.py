@@ -16,7 +16,7 @@ from stages.lib.core.settings import Settings
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
 WEIGHTS = ("bundled", "imagenet", None)
-TASKS = ("functional_vs_defective", "paper")
+TASKS = ("functional_vs_defective", "paper", "defect_levels")
 FORMATS = ("float32", "float16", "dynamic", "int8")
 DEPLOY_METHODS = ("pqat", "pcqat")
 STRATEGIES = ("auto", "default", "mirrored")

@@ -1,6 +1,10 @@
 """Classification scores with their uncertainty: scikit-learn's metrics, statsmodels' Wilson interval and
 McNemar test, and paired bootstrap intervals for the difference of two models on the same images (accuracy or ROC
-AUC)."""
+AUC).
+
+Probabilities are one row per image: P(class 1) (a vector) for a two-class model's sigmoid, or every class's
+probability (N x K) for a softmax over K > 2 classes, whose decision is the argmax and whose AUC is the macro
+one-vs-rest mean."""
 
 from __future__ import annotations
 
@@ -49,9 +53,12 @@ def logistic_threshold(probabilities: np.ndarray, labels: np.ndarray, clip: floa
     return float(1 / (1 + np.exp(intercept / slope))) if slope > 0 else 0.5
 
 
-def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, config: Threshold) -> float:
-    """A model's decision threshold from its validation predictions, by params.yaml's `threshold` section."""
+def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, config: Threshold) -> float | None:
+    """A model's decision threshold from its validation predictions, by params.yaml's `threshold` section; None for
+    more than two classes (the decision is the argmax)."""
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    if probabilities.ndim == 2:
+        return None
     if config.rule == "logistic":
         return logistic_threshold(probabilities, labels, config.logit_clip)
     if config.rule == "accuracy":
@@ -67,21 +74,40 @@ def wilson_interval(successes: int, total: int, confidence: float) -> tuple[floa
     return (max(0.0, float(low)), min(1.0, float(high)))
 
 
+def decide(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Each image's predicted class: P(class 1) >= threshold for two classes, the most probable class for more."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 2:
+        return np.argmax(probabilities, axis=1)
+    return (probabilities >= threshold).astype(np.int64)
+
+
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    return float(metrics.roc_auc_score(labels, probabilities))
+    """ROC AUC; for K > 2 classes the macro mean of the K one-vs-rest AUCs (NaN when a class is missing).
+
+    Computed class by class: scikit-learn's multi-class form refuses int8 outputs, whose rows do not sum to 1."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 1:
+        return float(metrics.roc_auc_score(labels, probabilities))
+    labels = np.asarray(labels).astype(int)
+    if any(not 0 < (labels == k).sum() < len(labels) for k in range(probabilities.shape[1])):
+        return float("nan")
+    return float(np.mean([metrics.roc_auc_score(labels == k, column) for k, column in enumerate(probabilities.T)]))
 
 
-def accuracy(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> float:
-    return float(metrics.accuracy_score(np.asarray(labels).astype(int), np.asarray(probabilities) >= threshold))
+def accuracy(labels: np.ndarray, probabilities: np.ndarray, threshold: float | None) -> float:
+    return float(metrics.accuracy_score(np.asarray(labels).astype(int), decide(probabilities, threshold)))
 
 
 def classification_scores(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float, confidence: float | None = None
 ) -> dict[str, float | int]:
     """Accuracy (with its Wilson interval at `confidence`, when given), balanced accuracy, precision, recall, F1,
-    ROC AUC and the confusion counts."""
+    ROC AUC and the confusion counts (`multiclass_scores` for more than two classes)."""
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim == 2:
+        return multiclass_scores(labels, probabilities, confidence)
     predicted = (probabilities >= threshold).astype(int)
     tn, fp, fn, tp = (int(v) for v in metrics.confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
     both_classes = len(np.unique(labels)) == 2
@@ -103,6 +129,32 @@ def classification_scores(
         "false_positives": fp,
         "false_negatives": fn,
         "true_positives": tp,
+        "test_images": len(labels),
+    }
+
+
+def multiclass_scores(
+    labels: np.ndarray, probabilities: np.ndarray, confidence: float | None = None
+) -> dict[str, float | int]:
+    """K > 2 classes, decided by the argmax: accuracy (with its Wilson interval), balanced accuracy, macro F1, macro
+    one-vs-rest ROC AUC and each class's precision and recall (`class_<k>_precision`, `class_<k>_recall`)."""
+    predicted = decide(probabilities, None)
+    classes = list(range(probabilities.shape[1]))
+    interval = {}
+    if confidence is not None:
+        low, high = wilson_interval(int((predicted == labels).sum()), len(labels), confidence)
+        interval = {"accuracy_ci_low": low, "accuracy_ci_high": high}
+    precision, recall, _, _ = metrics.precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    return {
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        **interval,
+        "balanced_accuracy": float(metrics.balanced_accuracy_score(labels, predicted)),
+        "macro_f1": float(metrics.f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
+        "roc_auc": roc_auc(labels, probabilities),
+        **{f"class_{k}_precision": float(precision[k]) for k in classes},
+        **{f"class_{k}_recall": float(recall[k]) for k in classes},
         "test_images": len(labels),
     }
 
@@ -138,7 +190,12 @@ def paired_difference(
 def bootstrap_roc_aucs(labels: np.ndarray, probabilities: np.ndarray, draws: np.ndarray) -> np.ndarray:
     """The ROC AUC on each row of `draws` (image indices drawn with replacement): the Mann-Whitney statistic from
     average ranks, so a tie between a positive and a negative counts one half, as scikit-learn's does. NaN where a
-    draw holds one class."""
+    draw holds one class. For K > 2 classes (N x K probabilities): the macro mean of the one-vs-rest AUCs."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 2:
+        labels = np.asarray(labels).astype(int)
+        per_class = [bootstrap_roc_aucs(labels == k, column, draws) for k, column in enumerate(probabilities.T)]
+        return np.mean(per_class, axis=0)
     labels = np.asarray(labels).astype(bool)[draws]
     ranks = stats.rankdata(np.asarray(probabilities, np.float64)[draws], axis=1)
     positives = labels.sum(axis=1)

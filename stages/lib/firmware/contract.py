@@ -1,6 +1,7 @@
 """The firmware contract: one generated header per board that says everything a TFLite Micro application needs to
 compute what the report measured (the model's bytes and parts, every part's quantization, the preprocessing, the
-decision threshold, the operators, the arena and the RAM and flash counted), for the runner in `firmware/`."""
+classes and the decision (a threshold for two classes, the argmax for more), the operators, the arena and the RAM and
+flash counted), for the runner in `firmware/`."""
 
 from __future__ import annotations
 
@@ -27,17 +28,18 @@ class Part:
     input_quant: tuple[float, int]
     output_quant: tuple[float, int]
     operators: tuple[str, ...]
+    output_count: int = 1
 
 
 @dataclass(frozen=True)
 class Stored:
     """A board's model as its header describes it: the parts of the stored bytes, the patch plan (None: one
-    whole-image model), the decision threshold, and what the report counted (the measured arena, the largest part's
-    for a deployment; the RAM term by term; the flash)."""
+    whole-image model), the decision threshold (None: the argmax of more than two classes), and what the report
+    counted (the measured arena, the largest part's for a deployment; the RAM term by term; the flash)."""
 
     parts: list[Part]
     plan: dict[str, Any] | None
-    threshold: float
+    threshold: float | None
     arena_bytes: int
     ram_terms: dict[str, int]
     flash_bytes: int
@@ -71,6 +73,7 @@ def read_part(model: bytes, offset: int = 0) -> Part:
         _quant(graph.Tensors(graph.Inputs(0))),
         _quant(graph.Tensors(graph.Outputs(0))),
         tuple(operators),
+        int(np.prod(graph.Tensors(graph.Outputs(0)).ShapeAsNumpy())),
     )
 
 
@@ -98,9 +101,37 @@ def _regions(regions: list[list[int]]) -> str:
     return ",\n  ".join("{" + ", ".join(str(v) for v in region) + "}" for region in regions)
 
 
-def header(name: str, description: str, model: Stored, positive_class: str, arena_margin: float) -> str:
+def c_string(text: str) -> str:
+    """`text` as a C string literal: printable ASCII as it is, every other byte of its UTF-8 as an octal escape."""
+    escaped = "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in text.encode())
+    return f'"{escaped}"'
+
+
+def _decision_lines(name: str, model: Stored, classes: list[str]) -> list[str]:
+    """The class names and the decision: the threshold on P(class 1) for two classes, the argmax for more."""
+    count, outputs = len(classes), model.parts[-1].output_count
+    lines = [
+        f"// Classes, in the order of the class index edge::Run returns ({count}).",
+        f"constexpr int {name}_class_count = {count};",
+        f"constexpr const char* {name}_class_names[{count}] = {{{', '.join(c_string(c) for c in classes)}}};",
+        f"constexpr int {name}_output_count = {outputs};",
+    ]
+    if model.threshold is None:
+        return lines + [
+            "// Output: each class's probability (softmax); the class is the most probable (the first largest int8",
+            "// output, which is the largest probability).",
+        ]
+    return lines + [
+        f"// Output: P({classes[1]}); the decision is P >= threshold (chosen on the validation split).",
+        f"constexpr double {name}_threshold = {model.threshold!r};",
+        "// The same decision on the final int8 output: output >= threshold_int8 (128: never).",
+        f"constexpr int {name}_threshold_int8 = {threshold_int8(model.threshold, model.parts[-1].output_quant)};",
+    ]
+
+
+def header(name: str, description: str, model: Stored, classes: list[str], arena_margin: float) -> str:
     """The board's `{name}.h`: the plan for `edge::Run`, every constant behind it, and the operator registration."""
-    parts, plan, image_size, threshold = model.parts, model.plan, model.image_size, model.threshold
+    parts, plan, image_size = model.parts, model.plan, model.image_size
     lines = [
         HEADER_NOTE + f"// {description}",
         "#pragma once",
@@ -119,10 +150,7 @@ def header(name: str, description: str, model: Stored, positive_class: str, aren
         "// part quantizes the raw 0-255 values with its own input scale and zero point (edge::Run does).",
         f"constexpr int {name}_image_size = {image_size};",
         f"constexpr int {name}_channels = 3;",
-        f"// Output: P({positive_class}); the decision is P >= threshold (chosen on the validation split).",
-        f"constexpr double {name}_threshold = {threshold!r};",
-        "// The same decision on the final int8 output: output >= threshold_int8 (128: never).",
-        f"constexpr int {name}_threshold_int8 = {threshold_int8(threshold, parts[-1].output_quant)};",
+        *_decision_lines(name, model, classes),
         "",
         *_plan_lines(name, model),
         "",
@@ -156,9 +184,11 @@ def _plan_lines(name: str, model: Stored) -> list[str]:
             f"{_regions([p['output_region'] for p in patches])}\n}};",
         ]
     regions = f"{name}_input_regions, {name}_output_regions" if patches else "nullptr, nullptr"
+    decision = f"{name}_threshold_int8" if model.threshold is not None else "0"
     return lines + [
         f"constexpr edge::Plan {name}_plan = {{{image_size}, {image_size}, 3, {len(patches)}, {regions}, "
-        f"{', '.join(str(v) for v in buffer)}, {name}_input_quant, {name}_output_quant}};",
+        f"{', '.join(str(v) for v in buffer)}, {name}_input_quant, {name}_output_quant, {name}_output_count, "
+        f"{decision}}};",
     ]
 
 

@@ -1,4 +1,5 @@
-"""The classifier (backbone -> GlobalMaxPooling2D -> Dense -> BatchNorm -> Dropout -> sigmoid).
+"""The classifier (backbone -> GlobalMaxPooling2D -> Dense -> BatchNorm -> Dropout -> sigmoid, or softmax over
+three or more classes).
 
 Build, freeze, save, load.
 """
@@ -44,8 +45,10 @@ def build_classifier(
     dropout: float,
     stop_after_block: int | None = None,
     expand_keep: dict[int, float] | None = None,
+    classes: int = 2,
 ) -> keras.Model:
-    """One flat functional model taking raw 0-255 pixels and returning P(class 1)."""
+    """One flat functional model taking raw 0-255 pixels and returning P(class 1) (two classes: one sigmoid unit)
+    or every class's probability (`classes` > 2: a softmax)."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = backbone_features(inputs, backbone, weights, stop_after_block, expand_keep)
     x = keras.layers.GlobalMaxPooling2D(name="head_pool")(features)
@@ -53,11 +56,21 @@ def build_classifier(
     x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="head_output")(x)
+    outputs = keras.layers.Dense(*head_output(classes), name="head_output")(x)
     model = keras.Model(inputs, outputs, name=f"{backbone}_classifier")
     if backbone == "efficientnet_lite0" and weights == "bundled":
         load_lite0_weights(model)
     return model
+
+
+def head_output(classes: int) -> tuple[int, str]:
+    """The output layer's units and activation for `classes` classes."""
+    return (1, "sigmoid") if classes == 2 else (classes, "softmax")
+
+
+def outputs(model: keras.Model) -> int:
+    """The model's output units: 1 (P(class 1)) or the number of classes."""
+    return int(model.output_shape[-1])
 
 
 def _block_index(name: str) -> int | None:
@@ -140,12 +153,30 @@ class HardTargetAUC(_HardTargets, keras.metrics.AUC):
     pass
 
 
+class HardClassAUC(keras.metrics.AUC):
+    """The macro one-vs-rest AUC against each target row's most probable class (soft targets made hard)."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        hard = tf.one_hot(tf.argmax(y_true, axis=-1), self.num_labels)
+        return super().update_state(hard, y_pred, sample_weight)
+
+
 def binary_metrics() -> list[Any]:
     return [HardTargetAccuracy(name="accuracy"), HardTargetAUC(name="auc")]
 
 
+def training_setup(outputs: int) -> tuple[str, list[Any]]:
+    """The loss and the metrics (`accuracy`, `auc`) a head of `outputs` units trains with."""
+    if outputs == 1:
+        return "binary_crossentropy", binary_metrics()
+    auc = HardClassAUC(name="auc", multi_label=True, num_labels=outputs)
+    return "categorical_crossentropy", [keras.metrics.CategoricalAccuracy(name="accuracy"), auc]
+
+
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
+    """P(class 1) per image (a vector), or every class's probability (N x K) for a softmax head."""
+    probabilities = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return probabilities.reshape(-1) if probabilities.shape[-1] == 1 else probabilities
 
 
 def save(folder: Path, model: keras.Model, meta: dict[str, Any], test_probabilities: np.ndarray) -> None:

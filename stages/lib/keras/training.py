@@ -55,13 +55,15 @@ def fit(
     initial_epoch: int = 0,
     views_cached: bool = False,
 ) -> keras.callbacks.History:
-    """Compile with Adam and binary cross-entropy, then fit for `epochs` more epochs.
+    """Compile with Adam and binary (categorical, for a softmax head) cross-entropy, then fit for `epochs` more
+    epochs. Labels become the head's targets (`data.targets`).
 
     `views_cached`: the training inputs are V x N x ... (`frozen_outputs`), one per dihedral view."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=model_lib.binary_metrics()
-    )
-    images, labels = train
+    outputs = model_lib.outputs(model)
+    loss, metrics = model_lib.training_setup(outputs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    images, labels = train[0], data.targets(train[1], outputs)
+    validation = (validation[0], data.targets(validation[1], outputs))
     dataset = data.training_dataset(images, labels, batch_size, augment, seed + initial_epoch, views_cached)
     return model.fit(
         dataset,
@@ -191,7 +193,8 @@ def class_weights(class_weight: str | None, labels: np.ndarray) -> dict[int, flo
 
 def threshold_and_test_probabilities(
     model: keras.Model, validation: tuple[np.ndarray, np.ndarray], test_images: np.ndarray, config: dict[str, Any]
-) -> tuple[float, np.ndarray]:
-    """The decision threshold chosen on validation by params.yaml's `threshold`, and the test-split probabilities."""
+) -> tuple[float | None, np.ndarray]:
+    """The decision threshold chosen on validation by params.yaml's `threshold` (None for more than two classes),
+    and the test-split probabilities."""
     threshold = scores.decision_threshold(model_lib.predict(model, validation[0]), validation[1], config)
     return threshold, model_lib.predict(model, test_images)

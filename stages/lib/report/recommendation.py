@@ -40,7 +40,7 @@ def differences_from_best(
         return best, scores.auc_differences(table, best["variant"], [row["variant"] for row in candidates], confidence)
 
     def correct(row: dict[str, Any]) -> np.ndarray:
-        return (row["validation_probabilities"] >= row["threshold"]) == labels
+        return scores.decide(row["validation_probabilities"], row["threshold"]) == labels
 
     return best, {
         row["variant"]: scores.paired_difference(correct(best), correct(row), resamples, seed, confidence)

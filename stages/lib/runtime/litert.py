@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tqdm import tqdm
 
 from stages.lib.core.io import UserError
+from stages.lib.runtime.outputs import probability_rows
 
 COMPRESSION = "gzip -9 (DEFLATE), as tfmot's guides measure compressed size"
 
@@ -88,12 +89,10 @@ def part_runner(interpreter: Interpreter) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def predict(interpreter: Interpreter, images: np.ndarray, description: str = "LiteRT") -> np.ndarray:
-    """P(class 1) for each image, one invoke per image (the way a device runs it)."""
+    """P(class 1) for each image (every class's, N x K, for a softmax), one invoke per image (the way a device runs
+    it)."""
     run = part_runner(interpreter)
-    probabilities = np.empty(len(images), dtype=np.float32)
-    for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2)):
-        probabilities[index] = run(image[None]).reshape(-1)[0]
-    return probabilities
+    return probability_rows([run(image[None]) for image in tqdm(images, desc=description, unit="image", mininterval=2)])
 
 
 def batch_outputs(model_content: bytes, images: np.ndarray, num_threads: int, batch_size: int) -> np.ndarray:

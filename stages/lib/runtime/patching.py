@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from stages.lib.runtime.outputs import probability_rows
+
 Region = tuple[int, int, int, int]  # first row, row after the last, first column, column after the last
 PLAN_FILE = "plan.json"
 BUNDLE_FILE = "parts.bin"
@@ -80,19 +82,20 @@ def predict(
     description: str,
     device: bool = False,
 ) -> np.ndarray:
-    """P(class 1) for each image from the assembled deployment, one image at a time (the way a device runs it).
+    """P(class 1) (N x K for a softmax) for each image from the assembled deployment, one image at a time (the way
+    a device runs it).
 
     Each patch's dequantized output goes into the block-output buffer; the tail's runner quantizes the buffer to its
     own input scale, which is the device's requantization of the patches' int8 outputs. `open_part` gets each part's
     name and model (the stripped one when `device`)."""
     plan = read_plan(folder)
     *patches, tail = (open_part(name, model) for name, model in parts(folder, device))
-    probabilities = np.empty(len(images), dtype=np.float32)
-    for index, image in enumerate(tqdm(images, desc=description, unit="image", mininterval=2, disable=not description)):
+    rows = []
+    for image in tqdm(images, desc=description, unit="image", mininterval=2, disable=not description):
         buffer = np.empty(plan["buffer_shape"], dtype=np.float32)
         for patch, run in zip(plan["patches"], patches, strict=True):
             r0, r1, c0, c1 = patch["input_region"]
             o0, o1, p0, p1 = patch["output_region"]
             buffer[o0:o1, p0:p1] = run(image[None, r0:r1, c0:c1])[0]
-        probabilities[index] = tail(buffer[None]).reshape(-1)[0]
-    return probabilities
+        rows.append(tail(buffer[None]))
+    return probability_rows(rows)

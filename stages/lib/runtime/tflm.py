@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stages.lib.runtime import patching
+from stages.lib.runtime.outputs import probability_rows
 from stages.lib.runtime.patching import PartRunner
 
 ARENA_ALIGNMENT = 16
@@ -81,7 +82,8 @@ def minimum_arena(path: str | Path | bytes) -> int:
 def micro_predict(
     path: str | Path | bytes, images: np.ndarray, arena_bytes: int, workers: int | None = None
 ) -> np.ndarray:
-    """P(class 1) for each image from the TFLite Micro interpreter (a model file or its bytes), one invoke per image.
+    """P(class 1) (N x K for a softmax) for each image from the TFLite Micro interpreter (a model file or its
+    bytes), one invoke per image.
 
     TFLM runs on one core, so the images are split over `workers` processes (default: every core this process may
     use); each image's result does not depend on the split.
@@ -138,10 +140,8 @@ def _micro_runner(path: str | Path | bytes, arena_bytes: int) -> PartRunner:
 
 def _predict_chunk(path: str | bytes, arena_bytes: int, images: np.ndarray, progress: bool) -> np.ndarray:
     run = _micro_runner(path, arena_bytes)
-    probabilities = np.empty(len(images), dtype=np.float32)
-    for index, image in enumerate(tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)):
-        probabilities[index] = run(image[None]).reshape(-1)[0]
-    return probabilities
+    progress_bar = tqdm(images, desc="TFLite Micro", unit="image", mininterval=2, disable=not progress)
+    return probability_rows([run(image[None]) for image in progress_bar])
 
 
 def _predict_deployment_chunk(folder: str, arenas: list[int], images: np.ndarray, progress: bool) -> np.ndarray:

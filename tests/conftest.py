@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,11 @@ def pruned(short_classifier, elpv_images):
 TINY = yaml.safe_load((ROOT / "profiles/tiny.yaml").read_text())
 
 
+def copy_dict(value: dict) -> dict:
+    """A deep copy of a YAML mapping (merging must not change TINY)."""
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
 def merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         base[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base[key], dict) else value
@@ -153,9 +160,57 @@ def stages_run(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def repo(tmp_path_factory) -> Path:
-    """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`."""
-    copy = tmp_path_factory.mktemp("edge-opt")
+def repo(tmp_path_factory, request) -> Path:
+    """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`.
+
+    When the session also needs the three-class run, that one starts first, in the background: the two repros
+    overlap (much of a stage is its single-threaded start) instead of running one after the other."""
+    if any("three_classes" in item.fixturenames for item in request.session.items):
+        _start_three_classes(tmp_path_factory)
+    return tiny_repo(tmp_path_factory.mktemp("edge-opt"), TINY, tmp_path_factory.mktemp("trace"))
+
+
+# Three classes through every stage: the tiny profile on a folder of three classes of real cells (the elpv defect
+# probabilities 0, 1/3 and 1), one distilled student in 2 x 2 patches (per-class soft labels, the patch tail's
+# softmax), to the firmware.
+THREE_CLASSES = {
+    "data": {"source": "cells"},
+    "students": {"run": ["b7_96"], "shapes": {"b7_96": {"patches": {"grid": 2, "through_block": 0}}}},
+}
+_BACKGROUND: dict[str, Future] = {}
+
+
+def _three_class_folder(copy: Path) -> None:
+    from PIL import Image
+
+    from stages.lib.core import data
+
+    images, levels, _ = data.load_elpv("defect_levels")
+    for name, level in (("cracked", 3), ("clean", 0), ("unsure", 1)):
+        (copy / "cells" / name).mkdir(parents=True)
+        for index in np.flatnonzero(levels == level)[: TINY["data"]["max_images_per_class"]]:
+            Image.fromarray(images[index]).save(copy / "cells" / name / f"{index}.png")
+
+
+def _start_three_classes(tmp_path_factory) -> Future:
+    if "three_classes" not in _BACKGROUND:
+        override = merge(copy_dict(TINY), copy_dict(THREE_CLASSES))
+        copy, trace = tmp_path_factory.mktemp("three-classes"), tmp_path_factory.mktemp("trace3")
+        executor = ThreadPoolExecutor(1)
+        _BACKGROUND["three_classes"] = executor.submit(tiny_repo, copy, override, trace, _three_class_folder)
+        executor.shutdown(wait=False)
+    return _BACKGROUND["three_classes"]
+
+
+@pytest.fixture(scope="session")
+def three_classes(tmp_path_factory) -> Path:
+    """The tiny run on a folder of three classes (`THREE_CLASSES`), after its `dvc repro`."""
+    return _start_three_classes(tmp_path_factory).result()
+
+
+def tiny_repo(copy: Path, override: dict, trace: Path, prepare: Callable[[Path], None] | None = None) -> Path:
+    """`copy` as a git + DVC copy of the project's tracked files with params.yaml overridden by `override` (and
+    `prepare` run on it), after one full `dvc repro` whose log is first_repro.log."""
     kept = ("stages", "firmware", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", "pyproject.toml")
     for name in (*kept, "benchmarks/results/student_search/frontier.json"):
         source = ROOT / name
@@ -164,12 +219,13 @@ def repo(tmp_path_factory) -> Path:
         shutil.copytree(
             source, target, ignore=shutil.ignore_patterns("__pycache__")
         ) if source.is_dir() else shutil.copy(source, target)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), copy_dict(override))
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if prepare is not None:
+        prepare(copy)
     run_tool(["git", "init", "-q"], copy)
     run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "add", "-A"], copy)
     run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "tiny"], copy)
-    trace = tmp_path_factory.mktemp("trace")
     result = run_tool(["dvc", "repro"], copy, extra_env={"EDGE_OPT_TRACE_DIR": str(trace)})
     (copy / "first_repro.log").write_text(result.stdout)
     (copy / "trace_dir.txt").write_text(str(trace))

@@ -201,8 +201,8 @@ def test_folder_tricks_are_skipped_and_listed(tmp_path: Path, image_folder: Path
 @pytest.mark.parametrize(
     "layout,message",
     [
-        ({"only": 3}, "1 class folders"),
-        ({"a": 3, "b": 3, "c": 3}, "3 class folders"),
+        ({"only": 3}, r"has 1 class folder \(only\); a classifier needs 2 or more"),
+        ({}, r"has 0 class folders \(none\)"),
         ({"a": 3, "b": 0}, "no readable images"),
     ],
 )
@@ -213,6 +213,45 @@ def test_folder_with_wrong_classes_is_refused(tmp_path: Path, layout, message):
             _save(tmp_path / name / f"{index}.png", Image.fromarray(np.full((8, 8), index * 40, np.uint8)))
     with pytest.raises(UserError, match=message):
         data.load_folder(tmp_path, 32, 10**6)
+
+
+def test_a_folder_of_three_classes_keeps_them_in_name_order(tmp_path: Path):
+    for name in ("c", "a", "b"):
+        (tmp_path / name).mkdir()
+        for index in range(3):
+            _save(tmp_path / name / f"{index}.png", Image.fromarray(np.full((8, 8), ord(name) + index, np.uint8)))
+    _, labels, classes, skipped = data.load_folder(tmp_path, 32, 10**6)
+    assert classes == ["a", "b", "c"] and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and not skipped
+    # `data.positive_class` means nothing for three classes: labels and names stay as they are.
+    same, names = data.with_positive_class(labels, classes, "defective")
+    assert same is labels and names == classes
+
+
+def test_elpv_defect_levels_task_is_four_classes_of_every_cell():
+    _, labels, classes = data.load_elpv("defect_levels")
+    assert classes == ["defect_0", "defect_33", "defect_67", "defect_100"]
+    assert np.bincount(labels).tolist() == [1508, 295, 106, 715]
+    assert data.load_elpv_unlabeled("defect_levels") == []
+
+
+def test_targets_are_one_hot_for_a_softmax_and_mix_with_soft_labels():
+    labels = np.array([0, 2, 1])
+    assert data.targets(labels, 1).tolist() == [0.0, 2.0, 1.0]  # one sigmoid unit: the labels
+    one_hot = data.targets(labels, 3)
+    assert one_hot.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]] and one_hot.dtype == np.float32
+    soft = np.full((3, 3), 1 / 3, np.float32)
+    assert np.array_equal(data.targets(soft, 3), soft)
+    mixed = data.mixed_targets(labels, soft, 0.5)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(mixed[1], [1 / 6, 1 / 6, 0.5 + 1 / 6], rtol=1e-6)
+    binary = data.mixed_targets(np.array([1, 0]), np.array([0.8, 0.4], np.float32), 0.5)
+    np.testing.assert_allclose(binary, [0.9, 0.2], rtol=1e-6)
+
+
+def test_class_weights_make_every_class_count_equally():
+    weights = data.class_weights(np.array([0, 0, 0, 0, 1, 1, 2, 2]))
+    assert weights == {0: 8 / 12, 1: 8 / 6, 2: 8 / 6}
+    assert data.class_weights(np.array([0, 0, 0, 1])) == {0: 4 / 6, 1: 4 / 2}
 
 
 def test_missing_folder_is_refused(tmp_path: Path):

@@ -1,6 +1,7 @@
 """The firmware contract on the host: every generated file compiles with -Wall -Werror, and the reference C++ runner,
 driven through ctypes with TFLite Micro (the `tflite-micro` runtime) running each part, gives the pipeline's own
-answers (`patching.predict` on TFLM) bit for bit on 100 real images, for a whole-image model and a patch deployment."""
+answers (`patching.predict` on TFLM) bit for bit on 100 real images, for a whole-image model and a patch deployment,
+each with two classes (a sigmoid and its threshold) and with three (a softmax and its argmax)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from conftest import ROOT, copy_model
 from stages import firmware
 from stages.lib.compress import clustering, patch_models
-from stages.lib.core import data
+from stages.lib.core import data, scores
 from stages.lib.core import params as params_lib
 from stages.lib.firmware import contract
 from stages.lib.keras import conversion
@@ -26,8 +27,9 @@ CXX = shutil.which("g++") or shutil.which("c++")
 FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1", "-fPIC"]
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (.ci/run installs g++)")
 PARAMS = params_lib.load(ROOT / "params.yaml")
-# What the header takes from params: the class a high score means, and the arena margin.
-CONTRACT = (PARAMS.data.positive_class, PARAMS.firmware.arena_margin)
+# What the header takes: the class names (`prepare`'s, label order) and the arena margin.
+CLASSES = {2: ["functional", "defective"], 3: ["clean", "cracked", "unsure"]}
+MARGIN = PARAMS.firmware.arena_margin
 
 # Exposes the generated plan and the runner to ctypes, and registers the operators on a resolver that records them.
 HARNESS = r"""
@@ -54,8 +56,10 @@ int board_operators(char* out) {
   std::strcpy(out, recorder.names);
   return ok ? edge_model_operator_count : -1;
 }
-int board_run(const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const edge::PartRunner* runner, float* p) {
-  return edge::Run(edge_model_plan, image, buffer, buffer_bytes, *runner, p);
+int board_output_count() { return edge_model_output_count; }
+int board_run(const uint8_t* image, int8_t* buffer, size_t buffer_bytes, const edge::PartRunner* runner, float* p,
+              int* class_index) {
+  return edge::Run(edge_model_plan, image, buffer, buffer_bytes, *runner, p, class_index);
 }
 }
 """
@@ -69,8 +73,11 @@ class PartRunner(ctypes.Structure):
 
 def compile_board(folder: Path, build: Path) -> ctypes.CDLL:
     """The board's generated files and the runner, with the harness, as a shared library (every file -Werror)."""
-    methods = sorted(set(re.findall(r"resolver\.(\w+)\(\)", (folder / "edge_model.h").read_text())))
+    header = (folder / "edge_model.h").read_text()
+    methods = sorted(set(re.findall(r"resolver\.(\w+)\(\)", header)))
     harness = HARNESS.replace("%METHODS%", "\n".join(f'  int {m}() {{ return Add("{m}"); }}' for m in methods))
+    if "edge_model_threshold =" not in header:  # more than two classes: the argmax, no threshold
+        harness = "\n".join(line for line in harness.splitlines() if "board_threshold" not in line)
     (folder / "harness.cc").write_text(harness)
     sources = [folder / name for name in ("harness.cc", "edge_model_data.cc", "edge_model_run.cc")]
     library = build / f"{folder.name}.so"
@@ -78,8 +85,9 @@ def compile_board(folder: Path, build: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(library))
 
 
-def run_on_tflm(library: ctypes.CDLL, images: np.ndarray, arena_bytes: int) -> np.ndarray:
-    """P(class 1) per image from the C++ runner, each part invoked on TFLite Micro's interpreter."""
+def run_on_tflm(library: ctypes.CDLL, images: np.ndarray, arena_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities (P(class 1), or N x K) and the class index per image from the C++ runner, each part invoked
+    on TFLite Micro's interpreter."""
     from tflite_micro.python.tflite_micro import runtime
 
     library.board_plan.restype = ctypes.c_void_p
@@ -106,8 +114,10 @@ def run_on_tflm(library: ctypes.CDLL, images: np.ndarray, arena_bytes: int) -> n
 
     runner = PartRunner(None, BEGIN(begin), INVOKE(invoke))
     buffer = np.zeros(max(1, library.board_buffer_bytes()), dtype=np.int8)
-    probabilities = np.empty(len(images), dtype=np.float32)
-    probability = ctypes.c_float()
+    outputs_per_image = library.board_output_count()
+    probabilities = np.empty((len(images), outputs_per_image), dtype=np.float32)
+    classes = np.empty(len(images), dtype=np.int64)
+    probability, class_index = (ctypes.c_float * outputs_per_image)(), ctypes.c_int(-1)
     for index, image in enumerate(images):
         image = np.ascontiguousarray(image, dtype=np.uint8)
         status = library.board_run(
@@ -115,11 +125,12 @@ def run_on_tflm(library: ctypes.CDLL, images: np.ndarray, arena_bytes: int) -> n
             buffer.ctypes.data_as(ctypes.c_void_p),
             ctypes.c_size_t(library.board_buffer_bytes()),
             ctypes.byref(runner),
-            ctypes.byref(probability),
+            probability,
+            ctypes.byref(class_index),
         )
         assert status == 0, f"edge::Run returned {status}"
-        probabilities[index] = probability.value
-    return probabilities
+        probabilities[index], classes[index] = probability[:], class_index.value
+    return (probabilities[:, 0] if outputs_per_image == 1 else probabilities), classes
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +142,42 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def boards(short_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
-    """The contract of a whole-image int8 model and of a 2x2 patch deployment of blocks 0-1, as `firmware` writes."""
+def three_class_classifier(images):
+    """The short classifier with a softmax over three classes whose output layer is centred on these images'
+    features (an untrained head answers one class for every image; centred, the images differ in their class)."""
+    import tf_keras as keras
+
+    from stages.lib.keras import model
+
+    model.seed_everything(1)
+    net = model.build_classifier(32, "efficientnet_lite0", "bundled", 32, 0.1, stop_after_block=3, classes=3)
+    features = keras.Model(net.input, net.get_layer("head_dropout").output).predict(images.astype(np.float32))
+    output = net.get_layer("head_output")
+    kernel = np.random.default_rng(1).normal(0.0, 1.0, output.kernel.shape).astype(np.float32)
+    kernel /= features.std(axis=0).mean() + 1e-6
+    output.set_weights([kernel, -(features.mean(axis=0) @ kernel)])
+    return net
+
+
+@pytest.fixture(scope="module")
+def boards(short_classifier, three_class_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """The contract of a whole-image int8 model and of a 2x2 patch deployment of blocks 0-1, as `firmware` writes,
+    for two classes (`whole`, `patches`) and for three (`whole3`, `patches3`)."""
+    made = {}
+    for suffix, classifier in (("", short_classifier), ("3", three_class_classifier)):
+        made |= {f"{kind}{suffix}": board for kind, board in _boards(classifier, images, tmp_path_factory).items()}
+    return made
+
+
+def _boards(classifier, images: np.ndarray, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     calibration = images[:16].astype(np.float32)
     root = tmp_path_factory.mktemp("firmware")
-    whole = conversion.convert(short_classifier, "int8", calibration)
+    whole = conversion.convert(classifier, "int8", calibration)
+    classes = CLASSES[2 if classifier.output_shape[-1] == 1 else classifier.output_shape[-1]]
     deployment = root / "deployment"
     deployment.mkdir()
     # Clustered as a student is, so the board's parts hold look-up-table kernels and DECODE operators.
-    clustered = copy_model(short_classifier)
+    clustered = copy_model(classifier)
     assert clustering.cluster_channels(clustered, 8, 0) > 0
     patch_models.convert_deployment(clustered, 1, 2, calibration, deployment, 64)
     arenas = [tflm.minimum_arena(model) for _, model in patching.parts(deployment, device=True)]
@@ -149,32 +187,37 @@ def boards(short_classifier, images, tmp_path_factory) -> dict[str, tuple[Path, 
         ("patches", *patching.device_blob(deployment), max(arenas)),
     ):
         row = {
-            "threshold": 0.4,
+            "threshold": 0.4 if len(classes) == 2 else None,
             "tflm_arena_bytes": arena,
             "ram_bytes": arena,
             "deployment": {"part_arena_bytes": arenas},
         }
         folder = root / name
         folder.mkdir()
-        firmware.write_contract(folder, f"test board: {name}", blob, board_plan, {"arena": arena}, row, *CONTRACT)
+        firmware.write_contract(folder, f"test board: {name}", blob, board_plan, {"arena": arena}, row, classes, MARGIN)
         made[name] = (folder, {"arena": arena, "model": whole, "deployment": deployment})
     return made
 
 
-@pytest.mark.parametrize("kind", ["whole", "patches"])
+@pytest.mark.parametrize("kind", ["whole", "patches", "whole3", "patches3"])
 def test_runner_reproduces_the_pipelines_tflm_answers_bit_for_bit(boards, images, kind, tmp_path):
     folder, made = boards[kind]
     library = compile_board(folder, tmp_path)
-    answers = run_on_tflm(library, images, made["arena"] * 2)
-    if kind == "whole":
+    answers, classes = run_on_tflm(library, images, made["arena"] * 2)
+    if kind.startswith("whole"):
         expected = tflm.micro_predict(made["model"], images, made["arena"], workers=1)
     else:
         runner = lambda _, model: tflm._micro_runner(model, made["arena"] * 2)  # noqa: E731
         expected = patching.predict(made["deployment"], images, runner, "", device=True)
     assert len(images) >= 100
     np.testing.assert_array_equal(answers, expected)
-    # The int8 threshold takes the same decisions as the probability threshold.
+    if kind.endswith("3"):  # the class is the pipeline's argmax, and the model's answers are not all one class
+        np.testing.assert_array_equal(classes, scores.decide(expected, None))
+        assert expected.shape == (len(images), 3) and len(np.unique(classes)) > 1
+        return
     library.board_threshold.restype = ctypes.c_double
+    np.testing.assert_array_equal(classes, scores.decide(expected, library.board_threshold()))
+    # The int8 threshold takes the same decisions as the probability threshold.
     threshold, threshold_int8 = library.board_threshold(), library.board_threshold_int8()
     header = (folder / "edge_model.h").read_text()
     output_quant = re.findall(r"edge_model_output_quant\[\d+\] = \{(.*)\};", header)[0].split("}, {")[-1]
@@ -222,6 +265,18 @@ def test_header_carries_the_whole_contract(boards):
     )
 
 
+def test_a_three_class_header_names_its_classes_and_decides_by_the_argmax(boards):
+    header = (boards["patches3"][0] / "edge_model.h").read_text()
+    assert 'edge_model_class_names[3] = {"clean", "cracked", "unsure"};' in header
+    assert "edge_model_output_count = 3;" in header and "threshold" not in header.split("// Parts:")[0]
+    binary = (boards["patches"][0] / "edge_model.h").read_text()
+    assert "edge_model_output_count = 1;" in binary and "Output: P(defective)" in binary
+
+
+def test_a_class_name_becomes_a_valid_c_string_whatever_it_holds():
+    assert contract.c_string('a"b\\c?é') == '"a\\042b\\134c\\077\\303\\251"'
+
+
 def test_quantize_rounds_half_to_even_and_saturates_as_the_pipeline_does(boards, tmp_path):
     folder, _ = boards["whole"]
     source = tmp_path / "quantize.cc"
@@ -255,7 +310,7 @@ def test_a_board_given_the_compressed_deploy_model_gets_its_bytes_and_the_build_
     row |= {"tflm_arena_bytes": made["arena"], "ram_bytes": made["arena"] + 32 * 32 * 3}
     folder = stored / "board"
     folder.mkdir()
-    firmware.write_board(folder, "test board", "deploy_int8", row, *CONTRACT)
+    firmware.write_board(folder, "test board", "deploy_int8", row, CLASSES[2], MARGIN)
     assert "USE_TFLM_COMPRESSION" in (folder / "README.txt").read_text()
     source = (folder / "edge_model_data.cc").read_text()
     assert f"edge_model_data_len = {len(made['model'])};" in source
@@ -284,10 +339,12 @@ def test_runner_cross_compiles_for_a_cortex_m4_at_the_code_size_the_guide_states
         "static const int8_t* Invoke(void*, int, size_t* n) { *n = 1; return output; }\n"
         'extern "C" int main() {\n'
         "  static const edge::Quant quant[1] = {{1.0f, 0}};\n"
-        "  static const edge::Plan plan = {2, 2, 3, 0, nullptr, nullptr, 0, 0, 0, quant, quant};\n"
+        "  static const edge::Plan plan = {2, 2, 3, 0, nullptr, nullptr, 0, 0, 0, quant, quant, 1, 0};\n"
         "  static const uint8_t image[12] = {0};\n"
         "  float probability = 0;\n"
-        "  return edge::Run(plan, image, nullptr, 0, edge::PartRunner{nullptr, Begin, Invoke}, &probability);\n"
+        "  int class_index = 0;\n"
+        "  const edge::PartRunner runner{nullptr, Begin, Invoke};\n"
+        "  return edge::Run(plan, image, nullptr, 0, runner, &probability, &class_index);\n"
         "}\n"
     )
     program = tmp_path / "m4.elf"
@@ -317,6 +374,9 @@ MALFORMED_PLANS = {
     "NaN scale": "oq[2].scale = std::numeric_limits<float>::quiet_NaN();",
     "zero point outside int8": "iq[1].zero_point = 300;",
     "no regions": "plan.input_regions = nullptr;",
+    "no outputs": "plan.output_count = 0;",
+    "more outputs than classes allowed": "plan.output_count = edge::kMaxClasses + 1;",
+    "int8 threshold past 128": "plan.threshold_int8 = 129;",
 }
 SANITIZED = r"""
 #include <cstdio>
@@ -338,16 +398,17 @@ int main(int, char** argv) {
   edge::Region in[2] = {{0, 2, 0, 4}, {2, 4, 0, 4}};    // rows 0-1 and 2-3 of the image
   edge::Region out[2] = {{0, 1, 0, 2}, {1, 2, 0, 2}};   // rows 0 and 1 of a 2 x 2 x 2 block output
   edge::Quant iq[3] = {{1.0f, -128}, {1.0f, -128}, {0.5f, 0}}, oq[3] = {{0.25f, 1}, {0.25f, 1}, {0.00390625f, -128}};
-  edge::Plan plan = {4, 4, 3, 2, in, out, 2, 2, 2, iq, oq};
+  edge::Plan plan = {4, 4, 3, 2, in, out, 2, 2, 2, iq, oq, 1, 8};
   switch (std::atoi(argv[1])) {
 %CASES%
   }
   std::vector<uint8_t> image(4 * 4 * 3, 200);
   std::vector<int8_t> buffer(8);
   float probability = -1.0f;
+  int class_index = -1;
   const edge::PartRunner runner{nullptr, Begin, Invoke};
-  const int status = edge::Run(plan, image.data(), buffer.data(), buffer.size(), runner, &probability);
-  std::printf("%d %d %zu %g\n", status, edge::Validate(plan), edge::BufferBytes(plan), probability);
+  const int status = edge::Run(plan, image.data(), buffer.data(), buffer.size(), runner, &probability, &class_index);
+  std::printf("%d %d %zu %g %d\n", status, edge::Validate(plan), edge::BufferBytes(plan), probability, class_index);
   return 0;
 }
 """
@@ -375,10 +436,11 @@ def test_runner_refuses_every_malformed_plan_under_address_and_undefined_behavio
     index = str(list(MALFORMED_PLANS).index(case))
     result = subprocess.run([sanitized_runner, index], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr  # a sanitizer report exits non-zero
-    status, validated, buffer_bytes, probability = result.stdout.split()
+    status, validated, buffer_bytes, probability, class_index = result.stdout.split()
     if case == "valid":
         assert (int(status), int(validated), int(buffer_bytes)) == (0, 0, 8)
         assert float(probability) == pytest.approx((7 + 128) * 0.00390625)  # the tail's output, dequantized
+        assert int(class_index) == 0  # 7 < threshold_int8 8
     else:
         assert int(status) == int(validated) == -4  # kInvalidPlan
-        assert (int(buffer_bytes), float(probability)) == (0, -1.0)  # nothing was written
+        assert (int(buffer_bytes), float(probability), int(class_index)) == (0, -1.0, -1)  # nothing was written

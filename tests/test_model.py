@@ -119,3 +119,21 @@ def test_training_metrics_score_soft_targets_as_their_rounded_labels():
         metric.update_state(soft, predictions)
         reference.update_state(hard, predictions)
         assert float(metric.result()) == pytest.approx(float(reference.result()))
+
+
+def test_a_softmax_head_trains_on_soft_rows_scored_as_their_most_probable_class():
+    """Three classes: a softmax head, categorical cross-entropy, and the logged AUC is the macro one-vs-rest AUC of
+    each target row's most probable class (a distilled student's soft rows)."""
+    from sklearn import metrics
+
+    assert model.head_output(2) == (1, "sigmoid") and model.head_output(3) == (3, "softmax")
+    loss, (accuracy, auc) = model.training_setup(3)
+    assert loss == "categorical_crossentropy"
+    soft = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.3, 0.3, 0.4]])
+    predictions = np.array([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.2, 0.2, 0.6], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    auc.update_state(soft, predictions)
+    accuracy.update_state(soft, predictions)
+    hard = soft.argmax(axis=1)
+    expected = metrics.roc_auc_score(hard, predictions, multi_class="ovr")
+    assert float(auc.result()) == pytest.approx(expected, abs=0.01)  # Keras' AUC integrates 200 thresholds
+    assert float(accuracy.result()) == pytest.approx((predictions.argmax(axis=1) == hard).mean())

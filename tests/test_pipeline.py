@@ -163,7 +163,11 @@ def test_students_are_measured_on_tflite_micro_and_each_board_gets_its_c_array(r
 def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micro(repo: Path, tmp_path: Path):
     """Each board's folder builds with -Wall -Werror, and its runner on TFLM gives `evaluate --tflm`'s answers on
     the test split (the tiny run's test split; tests/test_firmware.py runs 100 images)."""
-    import numpy as np
+    assert firmware_reproduces_the_report(repo, tmp_path) > 0
+
+
+def firmware_reproduces_the_report(repo: Path, tmp_path: Path) -> int:
+    """Check every board's firmware against the pipeline's TFLM answers and the report's decisions; the boards."""
     from test_firmware import CXX, compile_board, run_on_tflm
 
     from stages.lib.core import data
@@ -173,6 +177,7 @@ def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micr
         pytest.skip("no C++ compiler")
     summary = json.loads((repo / "metrics/summary.json").read_text())
     images, _ = data.load_split(repo / "data/prepared", "test")
+    checked = 0
     for board, variant in json.loads((repo / "models/firmware/boards.json").read_text()).items():
         if not variant:
             continue
@@ -181,7 +186,7 @@ def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micr
         shutil.copytree(repo / "models/firmware" / board, folder)
         library = compile_board(folder, tmp_path)
         arena = 4 * row["tflm_arena_bytes"]
-        answers = run_on_tflm(library, images, arena)
+        answers, classes = run_on_tflm(library, images, arena)
         if row["deployment"]:
             deployment = repo / "models/tflite" / row["model"] / "patches"
             runner = lambda _, model, arena=arena: tflm._micro_runner(model, arena)  # noqa: E731
@@ -191,7 +196,9 @@ def test_every_boards_firmware_compiles_and_reproduces_the_report_on_tflite_micr
             np.testing.assert_array_equal(answers, tflm.micro_predict(stored, images, arena, workers=1))
         if row["model"].startswith("students/"):  # the decisions the report counted
             expected = json.loads((repo / f"plots/confusion/{row['model']}/int8_tflm.json").read_text())
-            assert [int(p >= row["threshold"]) for p in answers] == [entry["predicted"] for entry in expected]
+            assert classes.tolist() == [entry["predicted"] for entry in expected]
+        checked += 1
+    return checked
 
 
 def test_second_repro_runs_nothing(repo: Path):
@@ -392,3 +399,22 @@ def test_dvc_metrics_and_plots_see_every_variant(repo: Path):
     assert {path.split("/")[1] for path in files} == {"models", "boards", "verdicts"}
     plots = run_tool(["dvc", "plots", "show", "--json", "--split"], repo).stdout
     assert "plots/confusion/deploy/int8.json" in plots and "dvclive/train/plots/metrics" in plots
+
+
+def test_a_three_class_folder_runs_every_stage_to_firmware_that_reproduces_it(three_classes: Path, tmp_path: Path):
+    ran = stages_run((three_classes / "first_repro.log").read_text())
+    assert {"prepare", "train", "prune", "deploy", "teacher", "student@b7_96", "report", "firmware"} <= ran
+    summary = json.loads((three_classes / "metrics/summary.json").read_text())
+    assert summary["classes"] == ["clean", "cracked", "unsure"]
+    soft = np.load(three_classes / "data/teacher.npz")["train"]  # the teacher's per-class soft labels
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-4)
+    for row in summary["variants"].values():  # argmax decisions, macro AUCs, per-class recall
+        assert row["threshold"] is None and 0 <= row["roc_auc"] <= 1 and 0 <= row["validation_roc_auc"] <= 1
+    baseline = json.loads((three_classes / "metrics/evaluate/baseline/int8.json").read_text())
+    assert {"macro_f1", "class_2_recall", "class_2_precision"} <= set(baseline)
+    predicted = json.loads((three_classes / "plots/confusion/baseline/int8.json").read_text())
+    assert {entry["actual"] for entry in predicted} == {0, 1, 2}
+    assert "3 classes (clean, cracked, unsure)" in (three_classes / "metrics/report.md").read_text()
+    assert firmware_reproduces_the_report(three_classes, tmp_path) > 0
+    header = next((three_classes / "models/firmware").glob("*/edge_model.h")).read_text()
+    assert "edge_model_output_count = 3;" in header

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn import metrics
 
 from stages.lib.core import scores
 from stages.lib.core.settings import Threshold
@@ -151,3 +152,41 @@ def test_paired_auc_differences_pair_the_models_and_repeat():
     assert nudged_result["low"] < 0 < nudged_result["high"] and nudged_result["high"] - nudged_result["low"] < 0.02
     assert result["poor"]["high"] < 0  # clearly worse: the whole interval below zero
     assert result == scores.paired_auc_differences(labels, good, others, 2000, 7, 0.95)
+
+
+def _three_classes(seed: int = 0, count: int = 90) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of three classes and softmax rows that favour the right class more often than not."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 2], count // 3)
+    logits = rng.normal(size=(count, 3)) + 1.5 * np.eye(3)[labels]
+    return labels, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_more_than_two_classes_are_decided_by_the_argmax_without_a_threshold():
+    labels, probabilities = _three_classes()
+    assert scores.decision_threshold(probabilities, labels, None) is None
+    np.testing.assert_array_equal(scores.decide(probabilities, None), probabilities.argmax(axis=1))
+    assert scores.decide(np.array([0.2, 0.5, 0.7]), 0.5).tolist() == [0, 1, 1]
+
+
+def test_three_class_scores_match_scikit_learn():
+    labels, probabilities = _three_classes()
+    result = scores.classification_scores(labels, probabilities, None, 0.95)
+    predicted = probabilities.argmax(axis=1)
+    assert result["accuracy"] == metrics.accuracy_score(labels, predicted)
+    assert result["balanced_accuracy"] == metrics.balanced_accuracy_score(labels, predicted)
+    assert result["macro_f1"] == pytest.approx(metrics.f1_score(labels, predicted, average="macro"))
+    assert result["roc_auc"] == pytest.approx(metrics.roc_auc_score(labels, probabilities, multi_class="ovr"))
+    assert result["class_2_recall"] == metrics.recall_score(labels, predicted, average=None)[2]
+    assert result["accuracy_ci_low"] < result["accuracy"] < result["accuracy_ci_high"]
+    # int8 softmax rows need not sum to 1: the macro AUC is computed class by class, as scikit-learn's would be.
+    assert scores.roc_auc(labels, probabilities * 0.9) == pytest.approx(result["roc_auc"])
+    assert np.isnan(scores.roc_auc(labels[labels < 2], probabilities[labels < 2]))  # a class with no image
+
+
+def test_the_bootstrapped_macro_auc_is_the_macro_auc_of_each_draw():
+    labels, probabilities = _three_classes()
+    draws = np.random.default_rng(1).integers(0, len(labels), size=(5, len(labels)))
+    aucs = scores.bootstrap_roc_aucs(labels, probabilities, draws)
+    for draw, auc in zip(draws, aucs, strict=True):
+        assert auc == pytest.approx(scores.roc_auc(labels[draw], probabilities[draw]))

@@ -336,6 +336,36 @@ def dashboard(command: str) -> str:
     return f"```text\n{text}\n```"
 
 
+def task_record(name: str, level: str) -> str:
+    """docs/decisions.md: a stored run of the default pipeline on another task (benchmarks/results/tasks/): its classes
+    and counts, every variant's test scores and the pick per board."""
+    record = json.loads((TIMES / f"tasks/{name}.json").read_text())
+    classes, counts = record["classes"], record["counts"]
+    minutes = f", {record['total_seconds'] / 60:.0f} min" if record["total_seconds"] else ""
+    lines = [
+        f"`data.task: {record['data']['task']}`, {len(classes)} classes: "
+        + ", ".join(f"`{c}` ({sum(split[c] for split in counts.values()):,})" for c in classes)
+        + f"; test split {sum(counts['test'].values()):,} cells; {record['machine']['cores']}-core "
+        f"{record['machine']['cpu']}{minutes}.",
+        "",
+        f"| variant | test accuracy ({level} CI) | balanced accuracy | macro F1 | test AUC (macro) | validation AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, row in record["variants"].items():
+        accuracy = cells.accuracy(row["accuracy"], row["accuracy_ci_low"], row["accuracy_ci_high"])
+        lines.append(
+            f"| `{variant}` | {accuracy} | {row['balanced_accuracy']:.3f} | {row.get('macro_f1', row.get('f1')):.3f} "
+            f"| {row['roc_auc']:.4f} | {row['validation_roc_auc']:.4f} |"
+        )
+    lines += ["", "| board | pick | TFLM test accuracy |", "|---|---|---|"]
+    for board, pick in record["boards"].items():
+        if pick["variant"] is None:
+            lines.append(f"| {board} | nothing fits | – |")
+            continue
+        lines.append(f"| {board} | `{_short(pick['variant'])}` | {pick['tflm_test_accuracy']:.1%} |")
+    return "\n".join(lines)
+
+
 def render(text: str, blocks: dict[str, str]) -> str:
     for name, content in blocks.items():
         start, end = markers(name)
@@ -374,6 +404,10 @@ def documents() -> dict[Path, str]:
                 "student_clusters": student_clusters(),
                 "student_lut_trade": student_lut_trade(targets),
                 "student_search": student_search(),
+                **{
+                    f"task_{path.stem}": task_record(path.stem, level)
+                    for path in sorted((TIMES / "tasks").glob("*.json"))
+                },
             },
         ),
     }

@@ -45,7 +45,8 @@ def record(workspace: Path, seconds: float | None) -> dict:
         variant = choice["variant"]
         row = summary["variants"].get(variant) if variant else None
         tflm = (row["tflm"]["accuracy"] if row and row.get("tflm") else micro["tflm_accuracy"]) if row else None
-        picks[board] = {"variant": variant, "tied": choice["tied"], "tflm_test_accuracy": tflm}
+        picks[board] = {"variant": variant, "tied": choice.get("tied", []), "tflm_test_accuracy": tflm}
+        picks[board]["reason"] = choice["reason"]
     return {
         "data": {key: data[key] for key in ("source", "task", "image_size", "split")},
         "classes": summary["classes"],

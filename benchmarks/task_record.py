@@ -1,7 +1,8 @@
 """Store what a finished run of the default pipeline on another task scored, as one record under
 benchmarks/results/tasks/: its classes and counts, every variant's test accuracy (interval), balanced accuracy, macro
-F1 and AUC (macro one-vs-rest for more than two classes), and the pick per board with its TFLite Micro accuracy.
-tools/readme_results.py writes it into docs/decisions.md beside the published figures.
+F1 and AUC (macro one-vs-rest for more than two classes), and the pick per board with its test accuracy (on TFLite
+Micro where the report ran it: `report.tested_accuracy`). tools/readme_results.py writes it into docs/decisions.md
+beside the published figures.
 
 Usage, in a clone whose workspace holds the run (e.g. after `dvc exp run -S data.task=defect_levels`):
     python benchmarks/task_record.py NAME [--workspace PATH] [--seconds S]
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import yaml
 from stage_times import machine
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tasks"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from stages import report  # noqa: E402
+
+RESULTS = ROOT / "benchmarks/results/tasks"
 
 
 def _read(path: Path) -> dict:
@@ -43,9 +49,8 @@ def record(workspace: Path, seconds: float | None) -> dict:
     picks = {}
     for board, choice in summary["recommendation"].items():
         variant = choice["variant"]
-        row = summary["variants"].get(variant) if variant else None
-        tflm = (row["tflm"]["accuracy"] if row and row.get("tflm") else micro["tflm_accuracy"]) if row else None
-        picks[board] = {"variant": variant, "tied": choice.get("tied", []), "tflm_test_accuracy": tflm}
+        tested = report.tested_accuracy(summary["variants"][variant], micro) if variant else None
+        picks[board] = {"variant": variant, "tied": choice.get("tied", []), "test_accuracy": tested}
         picks[board]["reason"] = choice["reason"]
     return {
         "data": {key: data[key] for key in ("source", "task", "image_size", "split")},

@@ -17,18 +17,26 @@ from stages.lib.keras import training
 
 
 def fine_tune(
-    config: Prune, train: Train, seed: int, model, start: float, sparsity: float, epochs: int, splits: dict
+    config: Prune,
+    train: Train,
+    seed: int,
+    model,
+    start: float,
+    sparsity: float,
+    epochs: int,
+    splits: dict,
+    from_block: int,
 ) -> tuple:
-    """`model` (at `start` sparsity) pruned to `sparsity` over `epochs` epochs and stripped of its wrappers; plus
-    the epochs run and the one kept."""
+    """`model` (at `start` sparsity) pruned to `sparsity` over `epochs` epochs, training from `from_block` up, and
+    stripped of its wrappers; plus the epochs run and the one kept."""
     batch_size = train.batch_size
     model_lib.seed_everything(seed)
     (images, labels), validation = splits["train"], splits["validation"]
-    model_lib.set_trainable(model, from_block=config.fine_tune_from_block, depthwise=config.train_depthwise)
+    model_lib.set_trainable(model, from_block=from_block, depthwise=config.train_depthwise)
     frozen = pruning.frozen_prunable(model, config.min_layer_weights)
     if frozen:
         raise UserError(
-            f"params.yaml: `prune.fine_tune_from_block` is {config.fine_tune_from_block}, which freezes layers "
+            f"params.yaml: `prune.fine_tune_from_block` is {from_block}, which freezes layers "
             f"that are pruned ({', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); lower it"
         )
     steps = training.steps_per_epoch(len(labels), batch_size)
@@ -94,10 +102,14 @@ def main() -> None:
     splits = {name: data.load_split(paths.PREPARED, name) for name in ("train", "validation", "test")}
     splits["teacher"] = np.load(paths.TEACHER)["train"]
     model, cumulative = None, 0
+    # A model of your own (`model.file`) has no Lite0 blocks: every layer fine-tunes.
+    from_block = 0 if params.model.file else config.fine_tune_from_block
     for sparsity, start, epochs in pruning.steps(config.sweep, config.chain, config.epochs, config.epochs_per_10pp):
         if start == 0:
             (model, _), cumulative = model_lib.load(paths.keras_folder("baseline")), 0
-        model, epoch_record = fine_tune(config, params.train, params.seed, model, start, sparsity, epochs, splits)
+        model, epoch_record = fine_tune(
+            config, params.train, params.seed, model, start, sparsity, epochs, splits, from_block
+        )
         cumulative += epochs
         print(save(params.threshold, sparsity, start, model, {**epoch_record, "since_baseline": cumulative}, splits))
 

@@ -53,7 +53,9 @@ def main() -> None:
             "train_images": len(train_soft),
             "train_agreement_with_labels": float((scores.decide(train_soft, threshold) == train[1]).mean()),
             "unlabeled_images": len(unlabeled_soft),
-            "unlabeled_flagged_share": float((unlabeled_soft >= threshold).mean()) if len(unlabeled_soft) else None,
+            "unlabeled_flagged_share": float((scores.decide(unlabeled_soft, threshold) == 1).mean())
+            if len(unlabeled_soft)
+            else None,
         },
     )
     print(f"teacher: {len(train_soft)} training and {len(unlabeled_soft)} unlabeled images, {views} views each")

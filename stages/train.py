@@ -1,4 +1,5 @@
-"""Stage `train`: transfer-learn the baseline classifier (head, then fine-tune); threshold chosen on validation."""
+"""Stage `train`: transfer-learn the baseline classifier (head, then fine-tune), or take a model of your own
+(`model.file`, optionally fine-tuned); threshold chosen on validation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from stages.lib.core import data, paths, scores
 from stages.lib.core import params as params_lib
 from stages.lib.core.io import atomic_path, run_stage, write_json
-from stages.lib.keras import conversion, training
+from stages.lib.keras import conversion, own_model, training
 from stages.lib.keras import model as model_lib
 
 
@@ -23,22 +24,26 @@ def main() -> None:
     live = training.open_live(paths.live_folder("train"))
 
     with strategy.scope():
-        architecture = params.model
-        model = model_lib.build_classifier(
-            train[0].shape[1],
-            architecture.backbone,
-            architecture.weights,
-            architecture.dense_units,
-            architecture.dropout,
-            architecture.stop_after_block,
-            classes=len(data.load_classes(paths.PREPARED)),
-        )
+        architecture, own = params.model, params.model.file
+        if own:  # checked by `prepare`; its first layer scales raw pixels as the file's model expects
+            model = own_model.flat_with_scaling(own_model.read(own), train[0].shape[1], architecture.input_scaling)
+        else:
+            model = model_lib.build_classifier(
+                train[0].shape[1],
+                architecture.backbone,
+                architecture.weights,
+                architecture.dense_units,
+                architecture.dropout,
+                architecture.stop_after_block,
+                classes=len(data.load_classes(paths.PREPARED)),
+            )
+        # A model of your own has no head to train first: every layer fine-tunes (BatchNormalization frozen).
         fit_config = training.FitConfig(
-            head_epochs=config.head_epochs,
+            head_epochs=0 if own else config.head_epochs,
             head_learning_rate=config.head_learning_rate,
             epochs=config.epochs,
             learning_rate=config.learning_rate,
-            fine_tune_from_block=config.fine_tune_from_block,
+            fine_tune_from_block=0 if own else config.fine_tune_from_block,
             early_stopping_patience=config.early_stopping_patience,
             best_epoch_metric=config.best_epoch_metric,
             learning_rate_floor=config.learning_rate_floor,
@@ -49,7 +54,10 @@ def main() -> None:
             cache_frozen=config.cache_frozen,
         )
         runner = conversion.frozen_runner(config.frozen_runtime, params.evaluate.num_threads, config.batch_size)
-        epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
+        if own and not architecture.fine_tune:
+            epochs_run = training.log_validation(model, validation, live)
+        else:
+            epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
     live.end()
 
     threshold, probabilities = training.threshold_and_test_probabilities(model, validation, test[0], params.threshold)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,11 @@ from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cl
     cluster_preserve_quantize_registry as cluster_registry,
 )
 from tqdm import tqdm
+
+from stages.lib.core.io import UserError
+
+# tfmot's refusal names the layer: "Layer <name>:<class '...<Kind>'> is not supported."
+UNSUPPORTED = re.compile(r"Layer (\S+):<class '[\w.]*?(\w+)'> is not supported")
 
 
 class OutputOnlyQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
@@ -111,6 +118,20 @@ def quantization_aware(model: keras.Model, preserve_clusters: bool) -> keras.Mod
         RECOMPUTED.names |= recomputed_kernels(quantized)
         logging.getLogger("tensorflow").addFilter(RECOMPUTED)  # once: adding the same filter again does nothing
     return quantized
+
+
+def check_quantizable(model: keras.Model, path: str | Path) -> None:
+    """Refuse a model tfmot's quantization-aware training cannot wrap (what `deploy` does), naming the layer."""
+    try:
+        quantization_aware(model, preserve_clusters=False)
+    except (ValueError, RuntimeError, TypeError) as error:
+        found = UNSUPPORTED.search(str(error))
+        problem = f"layer {found[1]!r} ({found[2]})" if found else " ".join(str(error).split())[:160]
+        # tfmot folds a BatchNormalization into the Conv2D, DepthwiseConv2D or Dense right before it, and only then.
+        hint = "; put it right after a Conv2D or Dense without activation" if "BatchNormalization" in problem else ""
+        raise UserError(
+            f"{path}: tfmot's quantization-aware training cannot quantize {problem}{hint} (docs/own-model.md)"
+        ) from None
 
 
 def recomputed_kernels(quantized: keras.Model) -> set[str]:

@@ -222,8 +222,11 @@ def content_hash(image: np.ndarray) -> str:
     return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
 
 
-def split_indices(labels: np.ndarray, hashes: list[str], fractions: Split, seed: int) -> dict[str, np.ndarray]:
-    """Stratified, seeded train/validation/test indices; identical images always land in the same split."""
+def split_indices(
+    labels: np.ndarray, hashes: list[str], fractions: Split, seed: int, classes: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Stratified, seeded train/validation/test indices; identical images always land in the same split. `classes`
+    names the labels in an error."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[int]] = {}
     for index, digest in enumerate(hashes):
@@ -236,7 +239,7 @@ def split_indices(labels: np.ndarray, hashes: list[str], fractions: Split, seed:
         n_validation = max(1, round(len(members) * fractions.validation))
         if len(members) - n_test - n_validation < 1:
             raise UserError(
-                f"class {int(label)} has {len(members)} distinct images; "
+                f"class {classes[int(label)] if classes else int(label)!r} has {len(members)} distinct images; "
                 "the splits need at least 3 (one per split); add images"
             )
         bounds = {

@@ -16,6 +16,10 @@ from stages.lib.core.settings import Settings
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
 WEIGHTS = ("bundled", "imagenet", None)
+# How a model of your own scales raw 0-255 pixels (`model.input_scaling`; the factors: keras/own_model.py).
+INPUT_SCALINGS = ("0-255", "0-1", "-1-1", "imagenet")
+# The folder a model of your own lives in (`model.file`): `prepare` depends on it.
+OWN_MODEL_FOLDER = "models/own"
 TASKS = ("functional_vs_defective", "paper", "defect_levels")
 FORMATS = ("float32", "float16", "dynamic", "int8")
 DEPLOY_METHODS = ("pqat", "pcqat")
@@ -201,6 +205,9 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "model": {
+        "file": optional(text),
+        "input_scaling": one_of(*INPUT_SCALINGS),
+        "fine_tune": boolean,
         "backbone": one_of(*BACKBONES),
         "weights": one_of(*WEIGHTS),
         "stop_after_block": optional(integer(0, 15)),
@@ -351,6 +358,9 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
         shape = params["students"]["shapes"][name]
         key = f"students.shapes.{name}.fine_tune_from_block"
         _check_fine_tune_block(key, shape, shape["stop_after_block"], f"student {name}")
+    own = params["model"]["file"]
+    if own is not None and (Path(own).is_absolute() or Path(own).parts[:2] != tuple(OWN_MODEL_FOLDER.split("/"))):
+        _fail("model.file", own, f"expected a path under {OWN_MODEL_FOLDER}/ (the folder DVC watches); move it there")
     if params["model"]["stop_after_block"] is not None and params["model"]["backbone"] != "efficientnet_lite0":
         _fail("model.stop_after_block", params["model"]["stop_after_block"], "only Lite0 stops early; use null")
     if params["model"]["weights"] == "bundled" and params["model"]["backbone"] != "efficientnet_lite0":

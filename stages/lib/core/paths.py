@@ -16,6 +16,8 @@ PREPARED = Path("data/prepared")
 UNLABELED, TEACHER, TEACHER_METRICS = Path("data/unlabeled.npz"), Path("data/teacher.npz"), Path("metrics/teacher.json")
 FIRMWARE = Path("models/firmware")
 MODEL_FILE, META_FILE, PROBABILITIES_FILE = "model.keras", "meta.json", "test_probabilities.npy"
+# In data/prepared, with `model.file`: the file, its SHA-256, input size and scaling, as `prepare` checked them.
+OWN_MODEL_RECORD = "own_model.json"
 MICRO_FOLDER, MICRO_METRICS, C_ARRAY_NAME = Path("models/micro"), Path("metrics/micro.json"), "edge_model"
 # The deploy model under TFLite Micro's look-up-table compression, beside its C array in MICRO_FOLDER.
 LUT_FILE = "int8_lut.tflite"

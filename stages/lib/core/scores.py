@@ -53,11 +53,16 @@ def logistic_threshold(probabilities: np.ndarray, labels: np.ndarray, clip: floa
     return float(1 / (1 + np.exp(intercept / slope))) if slope > 0 else 0.5
 
 
+def is_multiclass(probabilities: np.ndarray) -> bool:
+    """N x K probabilities (three or more classes), not a vector of P(class 1)."""
+    return np.asarray(probabilities).ndim == 2
+
+
 def decision_threshold(probabilities: np.ndarray, labels: np.ndarray, config: Threshold) -> float | None:
     """A model's decision threshold from its validation predictions, by params.yaml's `threshold` section; None for
     more than two classes (the decision is the argmax)."""
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
-    if probabilities.ndim == 2:
+    if is_multiclass(probabilities):
         return None
     if config.rule == "logistic":
         return logistic_threshold(probabilities, labels, config.logit_clip)
@@ -77,7 +82,7 @@ def wilson_interval(successes: int, total: int, confidence: float) -> tuple[floa
 def decide(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
     """Each image's predicted class: P(class 1) >= threshold for two classes, the most probable class for more."""
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 2:
+    if is_multiclass(probabilities):
         return np.argmax(probabilities, axis=1)
     return (probabilities >= threshold).astype(np.int64)
 
@@ -87,7 +92,7 @@ def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
     Computed class by class: scikit-learn's multi-class form refuses int8 outputs, whose rows do not sum to 1."""
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 1:
+    if not is_multiclass(probabilities):
         return float(metrics.roc_auc_score(labels, probabilities))
     labels = np.asarray(labels).astype(int)
     if any(not 0 < (labels == k).sum() < len(labels) for k in range(probabilities.shape[1])):
@@ -106,9 +111,9 @@ def classification_scores(
     ROC AUC and the confusion counts (`multiclass_scores` for more than two classes)."""
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    if probabilities.ndim == 2:
+    if is_multiclass(probabilities):
         return multiclass_scores(labels, probabilities, confidence)
-    predicted = (probabilities >= threshold).astype(int)
+    predicted = decide(probabilities, threshold)
     tn, fp, fn, tp = (int(v) for v in metrics.confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
     both_classes = len(np.unique(labels)) == 2
     interval = {}
@@ -192,7 +197,7 @@ def bootstrap_roc_aucs(labels: np.ndarray, probabilities: np.ndarray, draws: np.
     average ranks, so a tie between a positive and a negative counts one half, as scikit-learn's does. NaN where a
     draw holds one class. For K > 2 classes (N x K probabilities): the macro mean of the one-vs-rest AUCs."""
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim == 2:
+    if is_multiclass(probabilities):
         labels = np.asarray(labels).astype(int)
         per_class = [bootstrap_roc_aucs(labels == k, column, draws) for k, column in enumerate(probabilities.T)]
         return np.mean(per_class, axis=0)

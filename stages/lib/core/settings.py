@@ -76,6 +76,9 @@ class Data(Section):
 
 @dataclasses.dataclass(frozen=True)
 class Model(Section):
+    file: str | None
+    input_scaling: str
+    fine_tune: bool
     backbone: str
     weights: str | None
     stop_after_block: int | None

@@ -81,7 +81,7 @@ def _block_index(name: str) -> int | None:
 def set_trainable(
     model: keras.Model, from_block: int | None, head_batchnorm: bool = False, depthwise: bool = True
 ) -> None:
-    """Train the head and, if `from_block` is set, the backbone from that block up (0: everything); with
+    """Train the head and, if `from_block` is set, the backbone from that block up (0: every layer); with
     `depthwise` false the depthwise kernels in that range stay as they are.
 
     Every backbone BatchNormalization stays frozen, which in Keras 2 also keeps it in inference
@@ -95,9 +95,9 @@ def set_trainable(
             layer.trainable = True
         elif from_block is None or (not depthwise and isinstance(layer, keras.layers.DepthwiseConv2D)):
             layer.trainable = False
-        else:
+        else:  # 0: every layer (the only meaning for a model of your own, which has no Lite0 blocks)
             block = _block_index(layer.name)
-            in_range = block is not None and block >= from_block
+            in_range = from_block == 0 or (block is not None and block >= from_block)
             layer.trainable = (
                 in_range or layer.name.startswith("top") or (from_block == 0 and layer.name.startswith("stem"))
             )

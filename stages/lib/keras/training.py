@@ -160,6 +160,19 @@ def two_phase_fit(
     return {"head": c.head_epochs, "fine_tune": fine_tune, "best_fine_tune_epoch": best}
 
 
+def log_validation(model: keras.Model, validation: tuple[np.ndarray, np.ndarray], live: Live) -> dict[str, int]:
+    """Log a model that is not trained (a model of your own kept as it is): its validation loss, accuracy and AUC as
+    one DVCLive step; no epochs run."""
+    outputs = model_lib.outputs(model)
+    loss, metrics = model_lib.training_setup(outputs)
+    model.compile(loss=loss, metrics=metrics)
+    images, targets = validation[0].astype(np.float32), data.targets(validation[1], outputs).astype(np.float32)
+    for name, value in model.evaluate(images, targets, verbose=0, return_dict=True).items():
+        live.log_metric(f"validation/{name}", float(value))
+    live.next_step()
+    return {"head": 0, "fine_tune": 0, "best_fine_tune_epoch": 0}
+
+
 def keras_runner(batch_size: int) -> FrozenRunner:
     """Run the frozen blocks as the Keras model they are."""
     return lambda lower: lambda images: lower.predict(images, batch_size=batch_size, verbose=0)

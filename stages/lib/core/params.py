@@ -105,9 +105,9 @@ def optional(inner: Check) -> Check:
     return check
 
 
-def list_of(inner: Check, unique: bool = True) -> Check:
+def list_of(inner: Check, unique: bool = True, empty: bool = False) -> Check:
     def check(key: str, value: Any) -> None:
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list) or not (value or empty):
             _fail(key, value, "expected a non-empty list")
         for index, item in enumerate(value):
             inner(f"{key}[{index}]", item)
@@ -273,7 +273,7 @@ SCHEMA: dict[str, Any] = {
         "unlabeled": boolean,
     },
     "students": {
-        "run": list_of(text),
+        "run": list_of(text, empty=True),
         "shapes": shapes,
         "dense_units": integer(1),
         "dropout": number(0, 1, high_open=True),

@@ -30,6 +30,7 @@ SLOW_MODULES = {
     "test_litert",
     "test_lut",
     "test_model",
+    "test_own_model",
     "test_patch_models",
     "test_pipeline",
     "test_pruning",
@@ -165,19 +166,69 @@ def repo(tmp_path_factory, request) -> Path:
 
     When the session also needs the three-class run, that one starts first, in the background: the two repros
     overlap (much of a stage is its single-threaded start) instead of running one after the other."""
-    if any("three_classes" in item.fixturenames for item in request.session.items):
-        _start_three_classes(tmp_path_factory)
+    for name, start in _BACKGROUND_RUNS.items():
+        if any(name in item.fixturenames for item in request.session.items):
+            start(tmp_path_factory)
     return tiny_repo(tmp_path_factory.mktemp("edge-opt"), TINY, tmp_path_factory.mktemp("trace"))
 
 
-# Three classes through every stage: the tiny profile on a folder of three classes of real cells (the elpv defect
-# probabilities 0, 1/3 and 1), one distilled student in 2 x 2 patches (per-class soft labels, the patch tail's
-# softmax), to the firmware.
+# Three classes through every stage, from a model of your own: the tiny profile on a folder of three classes of
+# real cells (the elpv defect probabilities 0, 1/3 and 1) with a MobileNetV2 (alpha 0.35, random weights, softmax,
+# inputs scaled to -1..1) saved by tf-keras as the baseline, kept as it is; one distilled student in 2 x 2 patches
+# (per-class soft labels, the patch tail's softmax), to the firmware.
+OWN_MOBILENET = "models/own/mobilenet_v2.keras"
 THREE_CLASSES = {
     "data": {"source": "cells"},
+    "model": {"file": OWN_MOBILENET, "input_scaling": "-1-1", "fine_tune": False},
     "students": {"run": ["b7_96"], "shapes": {"b7_96": {"patches": {"grid": 2, "through_block": 0}}}},
 }
+# A plain Sequential CNN of your own (.h5, two classes, inputs scaled to 0-1), fine-tuned, pruned, quantized, to the
+# firmware; no students (`students.run: []`: the other two runs train them).
+OWN_CNN = "models/own/cnn.h5"
+CNN = {"model": {"file": OWN_CNN, "input_scaling": "0-1", "fine_tune": True}, "students": {"run": []}}
 _BACKGROUND: dict[str, Future] = {}
+
+
+def mobilenet_v2(classes: int, size: int):
+    """MobileNetV2 at alpha 0.35 with random weights, its BatchNormalization statistics those of one batch of -1..1
+    inputs (at Keras' initial statistics its activations die out: a constant output, which int8 cannot quantize):
+    one sigmoid unit for two classes, else a softmax."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    activation, units = ("sigmoid", 1) if classes == 2 else ("softmax", classes)
+    model = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=0.35, weights=None, classes=units, classifier_activation=activation
+    )
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(np.random.default_rng(0).uniform(-1, 1, (16, size, size, 3)).astype(np.float32), training=True)
+    for layer in norms:
+        layer.momentum = 0.999
+    return model
+
+
+def small_cnn(size: int):
+    """A plain Sequential CNN: convolutions (one followed by BatchNormalization), pooling, one sigmoid unit."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(16, 3),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dropout(0.2),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="cnn",
+    )
 
 
 def _three_class_folder(copy: Path) -> None:
@@ -190,29 +241,48 @@ def _three_class_folder(copy: Path) -> None:
         (copy / "cells" / name).mkdir(parents=True)
         for index in np.flatnonzero(levels == level)[: TINY["data"]["max_images_per_class"]]:
             Image.fromarray(images[index]).save(copy / "cells" / name / f"{index}.png")
+    mobilenet_v2(3, TINY["data"]["image_size"]).save(copy / OWN_MOBILENET)
 
 
-def _start_three_classes(tmp_path_factory) -> Future:
-    if "three_classes" not in _BACKGROUND:
-        override = merge(copy_dict(TINY), copy_dict(THREE_CLASSES))
-        copy, trace = tmp_path_factory.mktemp("three-classes"), tmp_path_factory.mktemp("trace3")
+def _own_cnn_file(copy: Path) -> None:
+    small_cnn(TINY["data"]["image_size"]).save(copy / OWN_CNN)
+
+
+def _start(name: str, override: dict, prepare: Callable[[Path], None], tmp_path_factory) -> Future:
+    """The tiny run `name` (TINY and `override`, `prepare` run on the copy) in a thread of its own."""
+    if name not in _BACKGROUND:
+        copy, trace = tmp_path_factory.mktemp(name), tmp_path_factory.mktemp(f"trace-{name}")
         executor = ThreadPoolExecutor(1)
-        _BACKGROUND["three_classes"] = executor.submit(tiny_repo, copy, override, trace, _three_class_folder)
+        override = merge(copy_dict(TINY), copy_dict(override))
+        _BACKGROUND[name] = executor.submit(tiny_repo, copy, override, trace, prepare)
         executor.shutdown(wait=False)
-    return _BACKGROUND["three_classes"]
+    return _BACKGROUND[name]
+
+
+_BACKGROUND_RUNS: dict[str, Callable] = {
+    "three_classes": lambda factory: _start("three_classes", THREE_CLASSES, _three_class_folder, factory),
+    "own_cnn": lambda factory: _start("own_cnn", CNN, _own_cnn_file, factory),
+}
 
 
 @pytest.fixture(scope="session")
 def three_classes(tmp_path_factory) -> Path:
-    """The tiny run on a folder of three classes (`THREE_CLASSES`), after its `dvc repro`."""
-    return _start_three_classes(tmp_path_factory).result()
+    """The tiny run on a folder of three classes from a MobileNetV2 of your own (`THREE_CLASSES`), after its
+    `dvc repro`."""
+    return _BACKGROUND_RUNS["three_classes"](tmp_path_factory).result()
+
+
+@pytest.fixture(scope="session")
+def own_cnn(tmp_path_factory) -> Path:
+    """The tiny run from a Sequential CNN of your own (`CNN`), after its `dvc repro`."""
+    return _BACKGROUND_RUNS["own_cnn"](tmp_path_factory).result()
 
 
 def tiny_repo(copy: Path, override: dict, trace: Path, prepare: Callable[[Path], None] | None = None) -> Path:
     """`copy` as a git + DVC copy of the project's tracked files with params.yaml overridden by `override` (and
     `prepare` run on it), after one full `dvc repro` whose log is first_repro.log."""
     kept = ("stages", "firmware", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", "pyproject.toml")
-    for name in (*kept, "benchmarks/results/student_search/frontier.json"):
+    for name in (*kept, "models/own/README.md", "benchmarks/results/student_search/frontier.json"):
         source = ROOT / name
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)

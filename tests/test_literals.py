@@ -52,6 +52,11 @@ ALLOWED: dict[str, tuple[set[float], str]] = {
         {3, 32},
         "RGB input; the inference batch of predict() (throughput only: each image's output is its own)",
     ),
+    "stages/lib/keras/own_model.py": (
+        {0.485, 0.456, 0.406, 0.229, 0.224, 0.225, 3, 4, 127.5, 160, 255},
+        "the published ImageNet mean and std and the pixel ranges of each input scaling; RGB images (n, n, 3) in a "
+        "4-axis batch; an error message's length",
+    ),
     "stages/lib/core/noise.py": ({5, 65536}, "stderr pipe buffer and join timeout (no output depends on them)"),
     "stages/lib/core/params.py": (
         {1e-06, 0.5, 0.75, 0.9, 4, 5, 8, 10, 14, 15, 16, 20, 31, 32, 64, 100, 256, 1024, 1e6},
@@ -73,7 +78,7 @@ ALLOWED: dict[str, tuple[set[float], str]] = {
         "PyTorch's legacy file format and the zip magic's length; the 1 GiB tensor bound (it refuses a file, "
         "never changes a result)",
     ),
-    "stages/lib/compress/qat.py": ({8}, "int8: 8-bit quantizers"),
+    "stages/lib/compress/qat.py": ({8, 160}, "int8: 8-bit quantizers; an error message's length"),
     "stages/lib/core/scores.py": ({0.5}, "the neutral threshold, and the tie-break centre of the `accuracy` rule"),
     "stages/lib/runtime/tflite_bundle.py": (
         {16, 20, 256},

@@ -44,7 +44,8 @@ def record(workspace: Path, seconds: float | None) -> dict:
     """The run's record: task, classes, counts, every variant's scores and the board picks."""
     summary = _read(workspace / "metrics/summary.json")
     prepare = _read(workspace / "metrics/prepare.json")
-    data = yaml.safe_load((workspace / "params.yaml").read_text())["data"]
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    data, model = params["data"], params["model"]
     micro = _read(workspace / "metrics/micro.json")
     picks = {}
     for board, choice in summary["recommendation"].items():
@@ -54,6 +55,10 @@ def record(workspace: Path, seconds: float | None) -> dict:
         picks[board]["reason"] = choice["reason"]
     return {
         "data": {key: data[key] for key in ("source", "task", "image_size", "split")},
+        # A model of your own (`model.file`): the file as `prepare` checked it (its SHA-256, size and scaling).
+        "model": _read(workspace / "data/prepared/own_model.json") | {"fine_tune": model["fine_tune"]}
+        if model.get("file")
+        else None,
         "classes": summary["classes"],
         "counts": prepare["counts"],
         "variants": {name: variant_scores(workspace, row) for name, row in summary["variants"].items()},

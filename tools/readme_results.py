@@ -342,8 +342,15 @@ def task_record(name: str, level: str) -> str:
     record = json.loads((TIMES / f"tasks/{name}.json").read_text())
     classes, counts = record["classes"], record["counts"]
     minutes = f", {record['total_seconds'] / 60:.0f} min" if record["total_seconds"] else ""
+    own = record.get("model")
+    baseline = (
+        f"baseline `{own['file']}` (SHA-256 `{own['sha256'][:12]}…`, {own['image_size']} px, input scaling "
+        f"`{own['input_scaling']}`, {'fine-tuned' if own['fine_tune'] else 'kept as it is'}); "
+        if own
+        else ""
+    )
     lines = [
-        f"`data.task: {record['data']['task']}`, {len(classes)} classes: "
+        f"{baseline}`data.task: {record['data']['task']}`, {len(classes)} classes: "
         + ", ".join(f"`{c}` ({sum(split[c] for split in counts.values()):,})" for c in classes)
         + f"; test split {sum(counts['test'].values()):,} cells; {record['machine']['cores']}-core "
         f"{record['machine']['cpu']}{minutes}.",

@@ -56,6 +56,17 @@ def test_a_nested_model_is_rebuilt_flat_with_its_weights(tmp_path: Path):
     np.testing.assert_allclose(flat.predict(PIXELS, verbose=0), expected, atol=1e-5)
 
 
+def test_a_savedmodel_folder_is_read_and_fingerprinted_whole(tmp_path: Path):
+    model = small_cnn(32)
+    model.save(tmp_path / "saved", save_format="tf")
+    read = own_model.read(tmp_path / "saved")
+    assert own_model.check(read, "saved") == 32
+    np.testing.assert_allclose(read.predict(PIXELS, verbose=0), model.predict(PIXELS, verbose=0), atol=1e-6)
+    before = own_model.fingerprint(tmp_path / "saved")
+    (tmp_path / "saved/variables/note.txt").write_text("changed")  # every file of the folder is part of it
+    assert own_model.fingerprint(tmp_path / "saved") != before
+
+
 def _functional(body, inputs=None) -> keras.Model:
     inputs = inputs or keras.Input((32, 32, 3))
     return keras.Model(inputs, body(inputs))

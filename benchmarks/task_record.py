@@ -5,7 +5,7 @@ Micro where the report ran it: `report.tested_accuracy`). tools/readme_results.p
 beside the published figures.
 
 Usage, in a clone whose workspace holds the run (e.g. after `dvc exp run -S data.task=defect_levels`):
-    python benchmarks/task_record.py NAME [--workspace PATH] [--seconds S]
+    python benchmarks/task_record.py NAME [--workspace PATH] [--seconds S] [--training FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def variant_scores(workspace: Path, row: dict) -> dict:
     return scores | {"ram_bytes": row["ram_bytes"], "flash_bytes": row["flash_bytes"]}
 
 
-def record(workspace: Path, seconds: float | None) -> dict:
+def record(workspace: Path, seconds: float | None, training: dict | None = None) -> dict:
     """The run's record: task, classes, counts, every variant's scores and the board picks."""
     summary = _read(workspace / "metrics/summary.json")
     prepare = _read(workspace / "metrics/prepare.json")
@@ -56,7 +56,8 @@ def record(workspace: Path, seconds: float | None) -> dict:
     return {
         "data": {key: data[key] for key in ("source", "task", "image_size", "split")},
         # A model of your own (`model.file`): the file as `prepare` checked it (its SHA-256, size and scaling).
-        "model": _read(workspace / "data/prepared/own_model.json") | {"fine_tune": model["fine_tune"]}
+        "model": _read(workspace / "data/prepared/own_model.json")
+        | {"fine_tune": model["fine_tune"], "training": training}
         if model.get("file")
         else None,
         "classes": summary["classes"],
@@ -73,10 +74,12 @@ def main() -> None:
     parser.add_argument("name", help="the record's file name under benchmarks/results/tasks/")
     parser.add_argument("--workspace", type=Path, default=Path.cwd())
     parser.add_argument("--seconds", type=float, help="the run's wall time")
+    parser.add_argument("--training", type=Path, help="a model of your own: the JSON line its training printed")
     args = parser.parse_args()
+    training = json.loads(args.training.read_text().strip().splitlines()[-1]) if args.training else None
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{args.name}.json"
-    path.write_text(json.dumps(record(args.workspace, args.seconds), indent=2) + "\n")
+    path.write_text(json.dumps(record(args.workspace, args.seconds, training), indent=2) + "\n")
     print(f"-> {path}")
 
 

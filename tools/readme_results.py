@@ -343,12 +343,19 @@ def task_record(name: str, level: str) -> str:
     classes, counts = record["classes"], record["counts"]
     minutes = f", {record['total_seconds'] / 60:.0f} min" if record["total_seconds"] else ""
     own = record.get("model")
-    baseline = (
-        f"baseline `{own['file']}` (SHA-256 `{own['sha256'][:12]}…`, {own['image_size']} px, input scaling "
-        f"`{own['input_scaling']}`, {'fine-tuned' if own['fine_tune'] else 'kept as it is'}); "
-        if own
-        else ""
-    )
+    baseline = ""
+    if own:
+        trained = own.get("training")
+        how = (
+            f"trained {trained['epochs']} epochs in {trained['train_seconds'] / 60:.0f} min, epoch "
+            f"{trained['kept_epoch']} kept at validation AUC {trained['validation_auc']:.3f}; "
+            if trained
+            else ""
+        )
+        baseline = (
+            f"baseline `{own['file']}` ({how}SHA-256 `{own['sha256'][:12]}…`, {own['image_size']} px, input scaling "
+            f"`{own['input_scaling']}`, {'fine-tuned' if own['fine_tune'] else 'kept as it is'} by `train`); "
+        )
     lines = [
         f"{baseline}`data.task: {record['data']['task']}`, {len(classes)} classes: "
         + ", ".join(f"`{c}` ({sum(split[c] for split in counts.values()):,})" for c in classes)

@@ -46,6 +46,9 @@ def pytest_collection_modifyitems(items: list) -> None:
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+    # The tests that wait on a background tiny run (`_BACKGROUND_RUNS`) go last: their runs start when `repo` is
+    # ready and overlap everything in between (mostly one-core work: `dvc status`, single-threaded stage starts).
+    items.sort(key=lambda item: any(name in item.fixturenames for name in _BACKGROUND_RUNS))
 
 
 def run_module(
@@ -164,12 +167,13 @@ def stages_run(output: str) -> set[str]:
 def repo(tmp_path_factory, request) -> Path:
     """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`.
 
-    When the session also needs the three-class run, that one starts first, in the background: the two repros
-    overlap (much of a stage is its single-threaded start) instead of running one after the other."""
+    When the session also needs the runs from a model of your own, they start as soon as this one is ready, in the
+    background, beside the tests that use it (the tests that wait on them run last)."""
+    copy = tiny_repo(tmp_path_factory.mktemp("edge-opt"), TINY, tmp_path_factory.mktemp("trace"))
     for name, start in _BACKGROUND_RUNS.items():
         if any(name in item.fixturenames for item in request.session.items):
             start(tmp_path_factory)
-    return tiny_repo(tmp_path_factory.mktemp("edge-opt"), TINY, tmp_path_factory.mktemp("trace"))
+    return copy
 
 
 # Three classes through every stage, from a model of your own: the tiny profile on a folder of three classes of

@@ -71,7 +71,9 @@ def test_push_pull_round_trip_through_a_remote(repo: Path, tmp_path: Path):
     model = repo / "models/tflite/deploy/int8.tflite"
     expected = _digest(model)
     shutil.rmtree(repo / ".dvc/cache")
-    shutil.rmtree(repo / "models")
+    for folder in (repo / "models").iterdir():  # what DVC made; models/own is git's (a fresh clone has it)
+        if folder.name != "own":
+            shutil.rmtree(folder)
     shutil.rmtree(repo / "data/prepared")
     run_tool(["dvc", "pull"], repo)
     assert _digest(model) == expected

@@ -239,9 +239,10 @@ def test_every_stage_declares_exactly_the_params_and_files_it_reads(repo: Path):
 
 
 def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
-    """`dvc status` after each edit, through DVC's own API in this process (what the CLI calls; ~1 s less per call
-    than starting `dvc`). Modules that the very same dependency entries cover (only a folder entry can cover
-    several) are edited together: one status per distinct set of entries."""
+    """After each edit, DVC's own check of every stage's code dependencies (`Dependency.changed`, what `dvc status`
+    asks of each; ~0.1 s here against ~1 s for a whole status, which also hashes every data dependency and output).
+    Modules that the very same dependency entries cover (only a folder entry can cover several) are edited together:
+    one check per distinct set of entries."""
     from dvc.repo import Repo
 
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
@@ -256,21 +257,23 @@ def test_editing_a_module_marks_exactly_the_stages_that_run_it(repo: Path):
                 if _file_covered(relative, {dep})
             )
             groups.setdefault(entries, []).append(module)
-    for entries, modules in groups.items():
-        users = {name for name, _ in entries}
-        originals = {module: module.read_text() for module in modules}
-        try:
-            for module, original in originals.items():
-                module.write_text(original + "\n# edited\n")
-            with Repo(str(repo)) as dvc_repo:
-                status = dvc_repo.status()
-        finally:
-            for module, original in originals.items():
-                module.write_text(original)
-        # Run from another folder, DVC names a stage `<path to dvc.yaml>:<stage>`.
-        changed = {name.rsplit(":", 1)[-1].split("@")[0] for name in status}
-        edited = [module.relative_to(repo).as_posix() for module in modules]
-        assert changed == users, f"editing {edited} changes {sorted(changed)}, expected {sorted(users)}"
+    with Repo(str(repo)) as dvc_repo, dvc_repo.lock:
+        code = [
+            (stage, [dep for dep in stage.deps if dep.def_path.startswith("stages")]) for stage in dvc_repo.index.stages
+        ]
+        assert all(deps for _, deps in code), "every stage depends on its code"
+        for entries, modules in groups.items():
+            users = {name for name, _ in entries}
+            originals = {module: module.read_text() for module in modules}
+            try:
+                for module, original in originals.items():
+                    module.write_text(original + "\n# edited\n")
+                changed = {stage.name.split("@")[0] for stage, deps in code if any(dep.changed() for dep in deps)}
+            finally:
+                for module, original in originals.items():
+                    module.write_text(original)
+            edited = [module.relative_to(repo).as_posix() for module in modules]
+            assert changed == users, f"editing {edited} changes {sorted(changed)}, expected {sorted(users)}"
     assert "up to date" in run_tool(["dvc", "status"], repo).stdout
 
 
@@ -337,15 +340,6 @@ def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Pat
         ["git", "ls-tree", "--name-only", f"refs/exps/{_exp_ref(repo, 'sweep09')}", "plots/report/"], repo
     )
     assert "plots/report/accuracy_vs_sparsity.png" in figures.stdout
-
-
-def test_exp_run_sets_a_tiny_training_rate(committed: Path):
-    """`-S train.learning_rate=1e-5`, and the train stage trains with it."""
-    repo = committed
-    run_tool(["dvc", "exp", "run", "--temp", "-n", "lr1e5", "-S", "train.learning_rate=1e-5", "train"], repo)
-    lock = read_yaml(_experiment_file(repo, "lr1e5", "dvc.lock"))
-    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["learning_rate"] == pytest.approx(1e-05)
-    assert "learning_rate: 1e-05" in _experiment_file(repo, "lr1e5", "params.yaml")
 
 
 def test_metrics_diff_between_two_commits(committed: Path):

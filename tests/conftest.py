@@ -46,9 +46,9 @@ def pytest_collection_modifyitems(items: list) -> None:
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
-    # The tests that wait on a background tiny run (`_BACKGROUND_RUNS`) go last: their runs start when `repo` is
-    # ready and overlap everything in between (mostly one-core work: `dvc status`, single-threaded stage starts).
-    items.sort(key=lambda item: any(name in item.fixturenames for name in _BACKGROUND_RUNS))
+    # The tests that wait on background work (`_BACKGROUND_RUNS`, `_CLONE_RUNS`) go last: it overlaps everything
+    # before them.
+    items.sort(key=lambda item: any(name in item.fixturenames for name in (*_BACKGROUND_RUNS, *_CLONE_RUNS)))
 
 
 def run_module(
@@ -159,20 +159,30 @@ def run_tool(
     return result
 
 
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+
+
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory, request) -> Path:
-    """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`.
+    """A fresh git + DVC copy of the project's tracked files, with the tiny params, after one full `dvc repro`, its
+    results committed.
 
-    When the session also needs the runs from a model of your own, they start as soon as this one is ready, in the
-    background, beside the tests that use it (the tests that wait on them run last)."""
+    The experiments that start from that commit in a clone of their own (`_CLONE_RUNS`) are then queued on the
+    background worker, when this session's tests need them."""
     copy = tiny_repo(tmp_path_factory.mktemp("edge-opt"), TINY, tmp_path_factory.mktemp("trace"))
-    for name, start in _BACKGROUND_RUNS.items():
-        if any(name in item.fixturenames for item in request.session.items):
-            start(tmp_path_factory)
+    run_tool([*GIT, "add", "-A"], copy)
+    run_tool([*GIT, "commit", "-qm", "tiny results"], copy)
+    for name, (cache, experiment) in _CLONE_RUNS.items():
+        if _needed(request, name):
+            clone = tmp_path_factory.mktemp(name) / "clone"
+            run_tool(["git", "clone", "-q", str(copy), str(clone)], clone.parent)
+            if cache:  # copied now, before the tests after this one change the run's outputs
+                shutil.copytree(copy / ".dvc" / "cache", clone / ".dvc" / "cache")
+            _BACKGROUND[name] = _WORKER.submit(experiment, clone)
     return copy
 
 
@@ -190,7 +200,6 @@ THREE_CLASSES = {
 # firmware; no students (`students.run: []`: the other two runs train them).
 OWN_CNN = "models/own/cnn.h5"
 CNN = {"model": {"file": OWN_CNN, "input_scaling": "0-1", "fine_tune": True}, "students": {"run": []}}
-_BACKGROUND: dict[str, Future] = {}
 
 
 def mobilenet_v2(classes: int, size: int):
@@ -252,21 +261,73 @@ def _own_cnn_file(copy: Path) -> None:
     small_cnn(TINY["data"]["image_size"]).save(copy / OWN_CNN)
 
 
-def _start(name: str, override: dict, prepare: Callable[[Path], None], tmp_path_factory) -> Future:
-    """The tiny run `name` (TINY and `override`, `prepare` run on the copy) in a thread of its own."""
+def _in_a_process_of_its_own(function: str) -> Callable[[Path], None]:
+    """conftest.`function` run on the copy in a child process: a background thread must not touch this process's
+    Keras state (its random seed, its layer names) under the tests running beside it."""
+
+    def prepare(copy: Path) -> None:
+        code = f"import conftest, pathlib; conftest.{function}(pathlib.Path({str(copy)!r}))"
+        run_tool([sys.executable, "-c", code], ROOT / "tests")
+
+    return prepare
+
+
+def _start(name: str, override: dict, prepare: str, tmp_path_factory) -> Future:
+    """The tiny run `name` (TINY and `override`, conftest.`prepare` run on the copy), queued on the one background
+    worker."""
     if name not in _BACKGROUND:
         copy, trace = tmp_path_factory.mktemp(name), tmp_path_factory.mktemp(f"trace-{name}")
-        executor = ThreadPoolExecutor(1)
         override = merge(copy_dict(TINY), copy_dict(override))
-        _BACKGROUND[name] = executor.submit(tiny_repo, copy, override, trace, prepare)
-        executor.shutdown(wait=False)
+        _BACKGROUND[name] = _WORKER.submit(tiny_repo, copy, override, trace, _in_a_process_of_its_own(prepare))
     return _BACKGROUND[name]
 
 
+# Work that runs beside the tests, one job after the other on one worker thread: a tiny run keeps about one core
+# busy, so two streams fill the 2-core box (three at once slowed `repo`). The runs from a model of your own start
+# with the session; the experiments on clones of `repo`'s commit, when it is ready.
+_WORKER = ThreadPoolExecutor(1, thread_name_prefix="tiny-run")
+_BACKGROUND: dict[str, Future] = {}
 _BACKGROUND_RUNS: dict[str, Callable] = {
-    "three_classes": lambda factory: _start("three_classes", THREE_CLASSES, _three_class_folder, factory),
-    "own_cnn": lambda factory: _start("own_cnn", CNN, _own_cnn_file, factory),
+    "three_classes": lambda factory: _start("three_classes", THREE_CLASSES, "_three_class_folder", factory),
+    "own_cnn": lambda factory: _start("own_cnn", CNN, "_own_cnn_file", factory),
 }
+# `dvc exp run -S deploy.learning_rate=0.00003 -S prune.sweep=[0.5,0.9]` (DVC writes the float as 3e-05).
+SWEEP = ("-S", "deploy.learning_rate=0.00003", "-S", "prune.sweep=[0.5,0.9]")
+
+
+def _sweep_experiment(clone: Path) -> Path:
+    """The clone, which has a copy of the committed run's cache, after the experiment `sweep09` (`SWEEP`), run as
+    `dvc exp run --temp`; its output in sweep09.log."""
+    result = run_tool(["dvc", "exp", "run", "--temp", "-n", "sweep09", *SWEEP], clone)
+    (clone / "sweep09.log").write_text(result.stdout)
+    return clone
+
+
+def _twice_without_the_cache(clone: Path) -> list[str]:
+    """In the clone, which has none of the committed run's cached outputs (no remote either), `dvc exp run --temp
+    teacher` as it is, then with a value changed: each one's output."""
+    changed = ("-S", "deploy.learning_rate=0.00003")
+    runs = [run_tool(["dvc", "exp", "run", "--temp", *extra, "teacher"], clone) for extra in ((), changed)]
+    return [result.stdout + result.stderr for result in runs]
+
+
+# name: (whether the clone gets a copy of the committed run's cache, the experiment run on it).
+_CLONE_RUNS: dict[str, tuple[bool, Callable[[Path], object]]] = {
+    "sweep_clone": (True, _sweep_experiment),
+    "bare_clone": (False, _twice_without_the_cache),
+}
+
+
+def _needed(request, name: str) -> bool:
+    return any(name in item.fixturenames for item in request.session.items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_runs(tmp_path_factory, request) -> None:
+    """Start the runs this session's tests need (none in the fast tier)."""
+    for name, start in _BACKGROUND_RUNS.items():
+        if _needed(request, name):
+            start(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -280,6 +341,18 @@ def three_classes(tmp_path_factory) -> Path:
 def own_cnn(tmp_path_factory) -> Path:
     """The tiny run from a Sequential CNN of your own (`CNN`), after its `dvc repro`."""
     return _BACKGROUND_RUNS["own_cnn"](tmp_path_factory).result()
+
+
+@pytest.fixture(scope="session")
+def sweep_clone(repo: Path) -> Path:
+    """A clone of `repo`'s commit, with its cache, after the experiment `sweep09` (`SWEEP`)."""
+    return _BACKGROUND["sweep_clone"].result()
+
+
+@pytest.fixture(scope="session")
+def bare_clone(repo: Path) -> list[str]:
+    """The outputs of two `dvc exp run --temp teacher` in a clone of `repo`'s commit without its cache."""
+    return _BACKGROUND["bare_clone"].result()
 
 
 def tiny_repo(copy: Path, override: dict, trace: Path, prepare: Callable[[Path], None] | None = None) -> Path:
@@ -298,8 +371,8 @@ def tiny_repo(copy: Path, override: dict, trace: Path, prepare: Callable[[Path],
     if prepare is not None:
         prepare(copy)
     run_tool(["git", "init", "-q"], copy)
-    run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "add", "-A"], copy)
-    run_tool(["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "tiny"], copy)
+    run_tool([*GIT, "add", "-A"], copy)
+    run_tool([*GIT, "commit", "-qm", "tiny"], copy)
     result = run_tool(["dvc", "repro"], copy, extra_env={"EDGE_OPT_TRACE_DIR": str(trace)})
     (copy / "first_repro.log").write_text(result.stdout)
     (copy / "trace_dir.txt").write_text(str(trace))

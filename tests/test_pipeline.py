@@ -18,8 +18,6 @@ from conftest import ROOT, TINY, run_tool, stages_run
 from stages.lib.core import scores
 from stages.lib.core.params import read_yaml
 
-GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
-
 
 def test_repro_runs_every_stage(repo: Path):
     ran = stages_run((repo / "first_repro.log").read_text())
@@ -289,13 +287,6 @@ def test_changing_one_student_marks_only_that_student_and_the_report(repo: Path)
     assert set(status) == {"student@b7_96", "report"}  # the rest follows from their outputs: evaluation, firmware
 
 
-@pytest.fixture(scope="module")
-def committed(repo: Path) -> Path:
-    run_tool([*GIT, "add", "-A"], repo)
-    run_tool([*GIT, "commit", "-qm", "tiny results"], repo, check=False)  # nothing to commit on a second use
-    return repo
-
-
 def _experiment_file(repo: Path, name: str, path: str) -> str:
     return run_tool(["git", "show", f"refs/exps/{_exp_ref(repo, name)}:{path}"], repo).stdout
 
@@ -305,25 +296,11 @@ def _exp_ref(repo: Path, name: str) -> str:
     return next(ref.removeprefix("refs/exps/") for ref in refs if ref.endswith("/" + name))
 
 
-def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Path):
-    """`-S deploy.learning_rate=0.00003` (DVC writes 3e-05) and a new sweep, as one real experiment."""
-    repo = committed
-    result = run_tool(
-        [
-            "dvc",
-            "exp",
-            "run",
-            "--temp",
-            "-n",
-            "sweep09",
-            "-S",
-            "deploy.learning_rate=0.00003",
-            "-S",
-            "prune.sweep=[0.5,0.9]",
-        ],
-        repo,
-    )
-    ran = stages_run(result.stdout)
+def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(sweep_clone: Path):
+    """`-S deploy.learning_rate=0.00003` (DVC writes 3e-05) and a new sweep, as one real experiment (`SWEEP`, run on
+    a clone of the tiny run's commit beside the other tests)."""
+    repo = sweep_clone
+    ran = stages_run((repo / "sweep09.log").read_text())
     assert {"prune", "convert-pruned@0.9", "deploy", "report"} <= ran and not ran & {"prepare", "train", "teacher"}
     params = _experiment_file(repo, "sweep09", "params.yaml")
     assert "learning_rate: 3e-05" in params  # what DVC wrote, and what PyYAML would read as a string
@@ -342,11 +319,9 @@ def test_exp_run_small_float_and_sweep_change_leave_no_stale_rows(committed: Pat
     assert "plots/report/accuracy_vs_sparsity.png" in figures.stdout
 
 
-def test_metrics_diff_between_two_commits(committed: Path):
+def test_metrics_diff_between_two_commits(sweep_clone: Path):
     """DVC's own comparison: a branch made from an experiment against the commit it started from."""
-    repo = committed
-    if "sweep09" not in run_tool(["git", "for-each-ref", "refs/exps"], repo).stdout:
-        pytest.skip("needs the sweep experiment of the test above")
+    repo = sweep_clone
     run_tool(["dvc", "exp", "branch", "sweep09", "sweep-branch"], repo)
     diff = json.loads(run_tool(["dvc", "metrics", "diff", "HEAD", "sweep-branch", "--json"], repo).stdout)
     assert diff["metrics/models/pruned_90_int8.json"]["acc"]["old"] is None  # a new row
@@ -358,15 +333,13 @@ def test_metrics_diff_between_two_commits(committed: Path):
     subprocess.run(["git", "branch", "-D", "sweep-branch"], cwd=repo, capture_output=True)
 
 
-def test_plots_diff_draws_every_plot_offline_in_a_real_browser(committed: Path, tmp_path: Path):
+def test_plots_diff_draws_every_plot_offline_in_a_real_browser(sweep_clone: Path, tmp_path: Path):
     """`dvc plots diff` fills the page `npm ci` wrote (tools/plots_page.js); headless Chromium, with no network,
     draws a canvas for every Vega plot and raises no script error."""
-    repo = committed
+    repo = sweep_clone
     page = ROOT / ".dvc" / "plots_page.html"
     assert page.is_file(), "run `npm ci` (the README's install command): it writes .dvc/plots_page.html"
     assert shutil.which("chromium"), "install Debian's chromium package (.ci/run does)"
-    if "sweep09" not in run_tool(["git", "for-each-ref", "refs/exps"], repo).stdout:
-        pytest.skip("needs the sweep experiment of the test above")
     shutil.copy(page, repo / ".dvc" / "plots_page.html")
     run_tool(["dvc", "config", "--local", "plots.html_template", "plots_page.html"], repo)
     out = tmp_path / "plots"

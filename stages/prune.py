@@ -102,8 +102,7 @@ def main() -> None:
     splits = {name: data.load_split(paths.PREPARED, name) for name in ("train", "validation", "test")}
     splits["teacher"] = np.load(paths.TEACHER)["train"]
     model, cumulative = None, 0
-    # A model of your own (`model.file`) has no Lite0 blocks: every layer fine-tunes.
-    from_block = 0 if params.model.file else config.fine_tune_from_block
+    from_block = model_lib.first_trained_block(bool(params.model.file), config.fine_tune_from_block)
     for sparsity, start, epochs in pruning.steps(config.sweep, config.chain, config.epochs, config.epochs_per_10pp):
         if start == 0:
             (model, _), cumulative = model_lib.load(paths.keras_folder("baseline")), 0

@@ -37,26 +37,25 @@ def main() -> None:
                 architecture.stop_after_block,
                 classes=len(data.load_classes(paths.PREPARED)),
             )
-        # A model of your own has no head to train first: every layer fine-tunes (BatchNormalization frozen).
-        fit_config = training.FitConfig(
-            head_epochs=0 if own else config.head_epochs,
-            head_learning_rate=config.head_learning_rate,
-            epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            fine_tune_from_block=0 if own else config.fine_tune_from_block,
-            early_stopping_patience=config.early_stopping_patience,
-            best_epoch_metric=config.best_epoch_metric,
-            learning_rate_floor=config.learning_rate_floor,
-            batch_size=batch_size,
-            augment=config.augment,
-            seed=seed,
-            class_weight=training.class_weights(config.class_weight, train[1]),
-            cache_frozen=config.cache_frozen,
-        )
-        runner = conversion.frozen_runner(config.frozen_runtime, params.evaluate.num_threads, config.batch_size)
         if own and not architecture.fine_tune:
             epochs_run = training.log_validation(model, validation, live)
-        else:
+        else:  # a model of your own has no head to train first: every layer fine-tunes (BatchNormalization frozen)
+            fit_config = training.FitConfig(
+                head_epochs=0 if own else config.head_epochs,
+                head_learning_rate=config.head_learning_rate,
+                epochs=config.epochs,
+                learning_rate=config.learning_rate,
+                fine_tune_from_block=model_lib.first_trained_block(bool(own), config.fine_tune_from_block),
+                early_stopping_patience=config.early_stopping_patience,
+                best_epoch_metric=config.best_epoch_metric,
+                learning_rate_floor=config.learning_rate_floor,
+                batch_size=batch_size,
+                augment=config.augment,
+                seed=seed,
+                class_weight=training.class_weights(config.class_weight, train[1]),
+                cache_frozen=config.cache_frozen,
+            )
+            runner = conversion.frozen_runner(config.frozen_runtime, params.evaluate.num_threads, config.batch_size)
             epochs_run = training.two_phase_fit(model, train, validation, live, fit_config, runner)
     live.end()
 

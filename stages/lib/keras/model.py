@@ -98,9 +98,12 @@ def set_trainable(
         else:  # 0: every layer (the only meaning for a model of your own, which has no Lite0 blocks)
             block = _block_index(layer.name)
             in_range = from_block == 0 or (block is not None and block >= from_block)
-            layer.trainable = (
-                in_range or layer.name.startswith("top") or (from_block == 0 and layer.name.startswith("stem"))
-            )
+            layer.trainable = in_range or layer.name.startswith("top")
+
+
+def first_trained_block(own_model: bool, from_block: int) -> int:
+    """`from_block` for Lite0; 0 (every layer) for a model of your own, which has no Lite0 blocks."""
+    return 0 if own_model else from_block
 
 
 def _first_layer(model: keras.Model, block: int) -> keras.layers.Layer | None:

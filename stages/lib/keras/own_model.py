@@ -13,9 +13,8 @@ import h5py
 import tf_keras as keras
 
 from stages.lib.core.io import UserError
+from stages.lib.core.params import OWN_MODEL_FOLDER
 
-# Where a model of your own lives: the folder `prepare` depends on, so a changed file reruns the pipeline.
-FOLDER = Path("models/own")
 # Raw pixel p (0-255) -> p x scale + offset, per channel: what the model was trained on.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SCALINGS = {
@@ -29,7 +28,7 @@ SCALINGS = {
 }
 KERAS3_EXPORT = (
     "rebuild it with tf-keras (`import tf_keras as keras`, the same layers), copy the weights "
-    "(`rebuilt.set_weights(model.get_weights())`) and `rebuilt.save('models/own/<name>.keras')`"
+    f"(`rebuilt.set_weights(model.get_weights())`) and `rebuilt.save('{OWN_MODEL_FOLDER}/<name>.keras')`"
 )
 
 
@@ -79,7 +78,7 @@ def read(path: str | Path) -> keras.Model:
     """The model in `path` (.h5, tf-keras .keras or a SavedModel folder), loaded without running code from it."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"`model.file`: {path} does not exist; put your model file in {FOLDER}/")
+        raise UserError(f"`model.file`: {path} does not exist; put your model file in {OWN_MODEL_FOLDER}/")
     if path.is_file() and h5py.is_hdf5(path) and '"class_name": "Lambda"' in h5_config(path):
         raise UserError(
             f"{path} has a Lambda layer, whose Python code loading would run; replace it by built-in layers"
@@ -159,11 +158,16 @@ def output_activation(model: keras.Model) -> str | None:
 
 
 def fingerprint(path: str | Path) -> str:
-    """The SHA-256 of the model's bytes (every file of a SavedModel folder, in name order)."""
+    """The SHA-256 of the model's bytes (of a SavedModel folder: of each file's path in it and SHA-256, in name
+    order)."""
     path, digest = Path(path), hashlib.sha256()
-    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+    if path.is_file():
+        digest.update(path.read_bytes())
+    for file in sorted(path.rglob("*")) if path.is_dir() else []:
         if file.is_file():
-            digest.update(file.read_bytes())
+            digest.update(
+                file.relative_to(path).as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest()
+            )
     return digest.hexdigest()
 
 

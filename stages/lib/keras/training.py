@@ -59,9 +59,7 @@ def fit(
     epochs. Labels become the head's targets (`data.targets`).
 
     `views_cached`: the training inputs are V x N x ... (`frozen_outputs`), one per dihedral view."""
-    outputs = model_lib.outputs(model)
-    loss, metrics = model_lib.training_setup(outputs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    outputs = _compile(model, keras.optimizers.Adam(learning_rate))
     images, labels = train[0], data.targets(train[1], outputs)
     validation = (validation[0], data.targets(validation[1], outputs))
     dataset = data.training_dataset(images, labels, batch_size, augment, seed + initial_epoch, views_cached)
@@ -76,6 +74,14 @@ def fit(
         callbacks=callbacks,
         verbose=2,
     )
+
+
+def _compile(model: keras.Model, optimizer: Any = "rmsprop") -> int:
+    """Compile with the loss and metrics its output units call for (`model_lib.training_setup`); those units."""
+    outputs = model_lib.outputs(model)
+    loss, metrics = model_lib.training_setup(outputs)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -163,9 +169,7 @@ def two_phase_fit(
 def log_validation(model: keras.Model, validation: tuple[np.ndarray, np.ndarray], live: Live) -> dict[str, int]:
     """Log a model that is not trained (a model of your own kept as it is): its validation loss, accuracy and AUC as
     one DVCLive step; no epochs run."""
-    outputs = model_lib.outputs(model)
-    loss, metrics = model_lib.training_setup(outputs)
-    model.compile(loss=loss, metrics=metrics)
+    outputs = _compile(model)
     images, targets = validation[0].astype(np.float32), data.targets(validation[1], outputs).astype(np.float32)
     for name, value in model.evaluate(images, targets, verbose=0, return_dict=True).items():
         live.log_metric(f"validation/{name}", float(value))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -182,7 +184,7 @@ def repo(tmp_path_factory, request) -> Path:
             run_tool(["git", "clone", "-q", str(copy), str(clone)], clone.parent)
             if cache:  # copied now, before the tests after this one change the run's outputs
                 shutil.copytree(copy / ".dvc" / "cache", clone / ".dvc" / "cache")
-            _BACKGROUND[name] = _WORKER.submit(experiment, clone)
+            _BACKGROUND[name] = _submit(experiment, clone)
     return copy
 
 
@@ -278,7 +280,7 @@ def _start(name: str, override: dict, prepare: str, tmp_path_factory) -> Future:
     if name not in _BACKGROUND:
         copy, trace = tmp_path_factory.mktemp(name), tmp_path_factory.mktemp(f"trace-{name}")
         override = merge(copy_dict(TINY), copy_dict(override))
-        _BACKGROUND[name] = _WORKER.submit(tiny_repo, copy, override, trace, _in_a_process_of_its_own(prepare))
+        _BACKGROUND[name] = _submit(tiny_repo, copy, override, trace, _in_a_process_of_its_own(prepare))
     return _BACKGROUND[name]
 
 
@@ -320,6 +322,37 @@ _CLONE_RUNS: dict[str, tuple[bool, Callable[[Path], object]]] = {
 
 def _needed(request, name: str) -> bool:
     return any(name in item.fixturenames for item in request.session.items)
+
+
+_STOP = threading.Event()
+
+
+def _submit(function: Callable, *args) -> Future:
+    """`function(*args)` queued on the worker, unless the session is over (or interrupted) when its turn comes."""
+
+    def job():
+        if _STOP.is_set():
+            raise RuntimeError("the test session ended before this background run started")
+        return function(*args)
+
+    return _WORKER.submit(job)
+
+
+def pytest_sessionstart() -> None:
+    """On Ctrl-C, start nothing more in the background: the worker's running job dies with its `dvc` child; the
+    queued ones would otherwise run, minutes each, before the interpreter may exit."""
+    interrupted = signal.getsignal(signal.SIGINT)
+
+    def stop(signum, frame):
+        _STOP.set()
+        interrupted(signum, frame)
+
+    if callable(interrupted):
+        signal.signal(signal.SIGINT, stop)
+
+
+def pytest_sessionfinish() -> None:
+    _STOP.set()
 
 
 @pytest.fixture(scope="session", autouse=True)

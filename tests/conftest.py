@@ -274,24 +274,15 @@ def _in_a_process_of_its_own(function: str) -> Callable[[Path], None]:
     return prepare
 
 
-def _start(name: str, override: dict, prepare: str, tmp_path_factory) -> Future:
-    """The tiny run `name` (TINY and `override`, conftest.`prepare` run on the copy), queued on the one background
-    worker."""
-    if name not in _BACKGROUND:
-        copy, trace = tmp_path_factory.mktemp(name), tmp_path_factory.mktemp(f"trace-{name}")
-        override = merge(copy_dict(TINY), copy_dict(override))
-        _BACKGROUND[name] = _submit(tiny_repo, copy, override, trace, _in_a_process_of_its_own(prepare))
-    return _BACKGROUND[name]
-
-
 # Work that runs beside the tests, one job after the other on one worker thread: a tiny run keeps about one core
 # busy, so two streams fill the 2-core box (three at once slowed `repo`). The runs from a model of your own start
 # with the session; the experiments on clones of `repo`'s commit, when it is ready.
 _WORKER = ThreadPoolExecutor(1, thread_name_prefix="tiny-run")
 _BACKGROUND: dict[str, Future] = {}
-_BACKGROUND_RUNS: dict[str, Callable] = {
-    "three_classes": lambda factory: _start("three_classes", THREE_CLASSES, "_three_class_folder", factory),
-    "own_cnn": lambda factory: _start("own_cnn", CNN, "_own_cnn_file", factory),
+# name: (the tiny run's override of TINY, the conftest function that writes the model (and data) into the copy).
+_BACKGROUND_RUNS: dict[str, tuple[dict, str]] = {
+    "three_classes": (THREE_CLASSES, "_three_class_folder"),
+    "own_cnn": (CNN, "_own_cnn_file"),
 }
 # `dvc exp run -S deploy.learning_rate=0.00003 -S prune.sweep=[0.5,0.9]` (DVC writes the float as 3e-05).
 SWEEP = ("-S", "deploy.learning_rate=0.00003", "-S", "prune.sweep=[0.5,0.9]")
@@ -357,23 +348,25 @@ def pytest_sessionfinish() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _background_runs(tmp_path_factory, request) -> None:
-    """Start the runs this session's tests need (none in the fast tier)."""
-    for name, start in _BACKGROUND_RUNS.items():
+    """Queue the runs this session's tests need (none in the fast tier), each on a copy of its own."""
+    for name, (override, prepare) in _BACKGROUND_RUNS.items():
         if _needed(request, name):
-            start(tmp_path_factory)
+            copy, trace = tmp_path_factory.mktemp(name), tmp_path_factory.mktemp(f"trace-{name}")
+            override = merge(copy_dict(TINY), copy_dict(override))
+            _BACKGROUND[name] = _submit(tiny_repo, copy, override, trace, _in_a_process_of_its_own(prepare))
 
 
 @pytest.fixture(scope="session")
-def three_classes(tmp_path_factory) -> Path:
+def three_classes(_background_runs) -> Path:
     """The tiny run on a folder of three classes from a MobileNetV2 of your own (`THREE_CLASSES`), after its
     `dvc repro`."""
-    return _BACKGROUND_RUNS["three_classes"](tmp_path_factory).result()
+    return _BACKGROUND["three_classes"].result()
 
 
 @pytest.fixture(scope="session")
-def own_cnn(tmp_path_factory) -> Path:
+def own_cnn(_background_runs) -> Path:
     """The tiny run from a Sequential CNN of your own (`CNN`), after its `dvc repro`."""
-    return _BACKGROUND_RUNS["own_cnn"](tmp_path_factory).result()
+    return _BACKGROUND["own_cnn"].result()
 
 
 @pytest.fixture(scope="session")
